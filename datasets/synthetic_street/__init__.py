@@ -1,0 +1,1 @@
+"""(package; see its modules)."""
