@@ -139,7 +139,9 @@ def read_calib(path: str | Path) -> Calibration:
         except ValueError:
             raise DataFormatError(path, f"line {lineno} ({key}): non-numeric value") from None
         if key in CALIB_KEYS and nums.size != 12:
-            raise DataFormatError(path, f"line {lineno} ({key}): expected 12 numbers, got {nums.size}")
+            raise DataFormatError(
+                path, f"line {lineno} ({key}): expected 12 numbers, got {nums.size}"
+            )
         if not np.isfinite(nums).all():
             raise DataFormatError(path, f"line {lineno} ({key}): NaN/inf value")
         values[key] = nums
@@ -275,7 +277,9 @@ class SemanticKITTI:
         self.root = Path(root)
         self.sequences_dir = self.root / "dataset" / "sequences"
         if not self.sequences_dir.is_dir():
-            raise DataFormatError(self.sequences_dir, "not a SemanticKITTI layout (no dataset/sequences)")
+            raise DataFormatError(
+                self.sequences_dir, "not a SemanticKITTI layout (no dataset/sequences)"
+            )
         self._calib: dict[str, Calibration] = {}
         self._poses: dict[str, np.ndarray] = {}
 

@@ -55,7 +55,8 @@ class Projection:
     """Result of :func:`project_points` for ``N`` points.
 
     Attributes:
-        uv: ``(N, 2)`` float64 pixel coordinates (u = column, v = row; pixel centres at integers).
+        uv: ``(N, 2)`` float64 pixel coordinates (u = column, v = row). Pixel ``(i, j)`` covers
+            ``[i, i+1) x [j, j+1)`` (KITTI/mmdetection3d convention): its index is ``floor(uv)``.
         depth: ``(N,)`` float64 depth along the camera's optical axis, metres.
         valid: ``(N,)`` bool, depth > ``min_depth`` and inside the image.
     """
@@ -65,8 +66,8 @@ class Projection:
     valid: np.ndarray
 
     def pixels(self) -> np.ndarray:
-        """Integer ``(M, 2)`` pixel (u, v) of the valid points (rounded to the nearest pixel)."""
-        return np.rint(self.uv[self.valid]).astype(np.int64)
+        """Integer ``(M, 2)`` pixel indices (column, row) of the valid points: ``floor(uv)``."""
+        return np.floor(self.uv[self.valid]).astype(np.int64)
 
 
 def project_points(
@@ -106,9 +107,9 @@ def project_points(
     width, height = image_size
     valid = (
         (depth > min_depth)
-        & (uv[:, 0] >= -0.5)
-        & (uv[:, 0] < width - 0.5)
-        & (uv[:, 1] >= -0.5)
-        & (uv[:, 1] < height - 0.5)
+        & (uv[:, 0] >= 0)
+        & (uv[:, 0] < width)
+        & (uv[:, 1] >= 0)
+        & (uv[:, 1] < height)
     )
     return Projection(uv=uv, depth=depth, valid=valid)
