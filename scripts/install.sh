@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install kdseg into ./.venv from nothing: Debian tools (when root and apt-get exist), a Python 3.11
+# virtual environment, and the project with its pinned dependencies and the dev extra.
+# Idempotent: a second run only checks that everything is in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(poppler-utils)
+
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+  missing=()
+  for pkg in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "[install] apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+else
+  echo "[install] not root or no apt-get: skipping Debian packages (${DEBIAN_PACKAGES[*]})"
+fi
+
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+"$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' \
+  || { echo "[install] kdseg needs Python 3.11 (found $("$PYTHON" --version))" >&2; exit 1; }
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+stamp=.venv/.kdseg-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "[install] pip install -e .[dev] (torch comes from the local wheel cache when present)"
+  log=$(mktemp)
+  if ! .venv/bin/pip install --quiet --disable-pip-version-check -e ".[dev]" >"$log" 2>&1; then
+    grep -v "is ignored: it is neither a file nor a directory" "$log" >&2; rm -f "$log"; exit 1
+  fi
+  rm -f "$log"
+  .venv/bin/python -c "import kdseg.datasets, kdseg.methods, torch" # fail loudly if it did not work
+  touch "$stamp"
+fi
+echo "[install] ready: $(.venv/bin/python -c 'import torch, kdseg; print("kdseg", kdseg.__version__, "torch", torch.__version__)')"
