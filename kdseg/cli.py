@@ -32,6 +32,47 @@ def _cmd_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_options(items: Sequence[str] | None) -> dict[str, object]:
+    import yaml
+
+    out: dict[str, object] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--option expects KEY=VALUE, got {item!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from kdseg.budgets import make_split, read_split
+    from kdseg.datasets.splits import split_frames
+    from kdseg.run import train_run
+
+    if args.split:
+        split = read_split(args.split)
+    else:
+        if not args.budget:
+            raise SystemExit("kdseg train: give --split FILE or --budget B")
+        name = args.dataset or Path(args.data).name
+        split = make_split(name, split_frames(args.data, "train"), args.budget, args.seed)
+    result = train_run(
+        args.data,
+        split,
+        args.method,
+        args.out,
+        scale=args.scale,
+        seed=args.seed,
+        options=_parse_options(args.option),
+        variant=args.variant,
+    )
+    print(
+        f"{args.method} / {split.budget} / seed {args.seed}: mIoU {100 * result['miou']:.2f} "
+        f"in {result['wall_time_s']:.1f} s -> {args.out}/metrics.json"
+    )
+    return 0
+
+
 def _parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -107,6 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--out", help="also write the Markdown table here")
     t.set_defaults(func=_cmd_stats)
+
+    tr = sub.add_parser("train", help="train and evaluate one run, writing DIR/metrics.json")
+    tr.add_argument("--data", required=True, help="SemanticKITTI-layout dataset root")
+    tr.add_argument("--dataset", help="dataset name (default: the root folder's name)")
+    tr.add_argument("--split", help="budget split file (from `kdseg split`)")
+    tr.add_argument("--budget", help="budget, when no --split is given (split seeded by --seed)")
+    tr.add_argument("--method", required=True, help="registered method name")
+    tr.add_argument("--variant", help="method variant name recorded in the metrics")
+    tr.add_argument("--option", action="append", metavar="KEY=VALUE", help="method option")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--scale", default="default", help="smoke | default | paper")
+    tr.add_argument("--out", required=True, help="run folder")
+    tr.set_defaults(func=_cmd_train)
 
     r = sub.add_parser("render", help="BEV and camera pictures of one frame")
     r.add_argument("--data", required=True)
