@@ -91,3 +91,26 @@ def test_bad_split_files(tmp_path):
     path.write_text(json.dumps(obj))
     with pytest.raises(DataFormatError, match="overlap"):
         read_split(path)
+
+
+def test_scribble_budget_on_synthetic_data(tmp_path):
+    """The `scribbles` budget labels about 8 % of the points of the synthetic street data."""
+    import numpy as np
+
+    from kdseg.datasets.semantickitti import SemanticKITTI
+    from kdseg.datasets.splits import split_frames
+    from kdseg.datasets.synthetic_street import StreetConfig, generate
+
+    root = generate(tmp_path / "street", StreetConfig.for_scale("smoke"))
+    split = make_split("street", split_frames(root, "train"), "scribbles", seed=0)
+    assert split.supervision == "scribbles" and not split.unlabelled
+    ds = SemanticKITTI(root)
+    labelled = total = 0
+    for seq, idx in split.labelled:
+        frame = ds.frame(seq, idx, supervision="scribbles")
+        labelled += int(frame.labelled.sum())
+        total += frame.num_points
+        # scribbled points carry the dense label of their point
+        scrib = ds.scribble_labels(seq, idx, frame.num_points)
+        assert np.array_equal(scrib[frame.labelled], frame.labels[frame.labelled])
+    assert 0.04 < labelled / total < 0.13, labelled / total

@@ -1,0 +1,97 @@
+"""Exponential moving average (mean-teacher) copies of a network, maintained by the Trainer.
+
+Update after every optimizer step ``k`` (0-based): ``θ_t ← m_k·θ_t + (1 − m_k)·θ_s`` with
+``m_k = m`` or, with the SSLSS-style warm-up, ``m_k = min(1 − 1/(k + 1), m)`` (so the teacher
+starts as a copy of the student and its memory grows with ``k``). Floating-point buffers (e.g.
+BatchNorm running statistics) follow the same average; integer buffers (``num_batches_tracked``)
+are copied from the student.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def ema_momentum(k: int, momentum: float, warmup: bool) -> float:
+    """Momentum ``m_k`` of update ``k`` (0-based)."""
+    return min(1.0 - 1.0 / (k + 1), momentum) if warmup else momentum
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` in eval mode whose parameters do not require gradients."""
+    twin = copy.deepcopy(module)
+    twin.eval()
+    for p in twin.parameters():
+        p.requires_grad_(False)
+    return twin
+
+
+class EmaTeacher:
+    """The frozen EMA copy of ``source`` plus the update counter.
+
+    Args:
+        source: the student network whose weights are averaged (its structure is copied once).
+        momentum: ``m`` in ``[0, 1]``.
+        warmup: use ``m_k = min(1 − 1/(k + 1), m)``.
+    """
+
+    def __init__(self, source: nn.Module, momentum: float, warmup: bool = False) -> None:
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"EMA momentum must be in [0, 1], got {momentum}")
+        self.momentum = float(momentum)
+        self.warmup = bool(warmup)
+        self.num_updates = 0
+        self.teacher = frozen_copy(source)
+
+    @torch.no_grad()
+    def update(self, source: nn.Module) -> float:
+        """Average ``source`` into the teacher; returns the momentum used."""
+        m = ema_momentum(self.num_updates, self.momentum, self.warmup)
+        t_state = self.teacher.state_dict()
+        s_state = source.state_dict()
+        if t_state.keys() != s_state.keys():
+            missing = sorted(set(t_state) ^ set(s_state))[:5]
+            raise ValueError(f"EMA source and teacher differ in state keys, e.g. {missing}")
+        for name, t in t_state.items():
+            s = s_state[name].detach()
+            if t.dtype.is_floating_point:
+                t.mul_(m).add_(s.to(t.dtype), alpha=1.0 - m)
+            else:
+                t.copy_(s)
+        self.num_updates += 1
+        self.teacher.eval()
+        return m
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"teacher": state dict, "num_updates": int, "momentum", "warmup"}``."""
+        return {
+            "teacher": self.teacher.state_dict(),
+            "num_updates": self.num_updates,
+            "momentum": self.momentum,
+            "warmup": self.warmup,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore teacher weights and the update counter."""
+        self.teacher.load_state_dict(state["teacher"])
+        self.num_updates = int(state["num_updates"])
+
+
+def attach_teacher(method: nn.Module, teacher: nn.Module) -> None:
+    """Set ``method.teacher = teacher`` *without* registering it as a submodule.
+
+    So ``method.train()``, ``method.parameters()``, ``method.state_dict()`` and the optimizer
+    never see the teacher; it stays frozen and in eval mode, owned by the Trainer.
+    """
+    existing = method._modules.get("teacher")
+    if existing is not None:
+        raise ValueError(
+            "method.teacher is already a registered submodule; with ema_momentum set the "
+            "Trainer owns the teacher, so the method must leave `teacher` as None"
+        )
+    method._modules.pop("teacher", None)
+    object.__setattr__(method, "teacher", teacher)

@@ -1,0 +1,114 @@
+"""Optimizers and per-iteration learning-rate schedules of the Trainer.
+
+Schedules are factors of the peak ``lr`` as a function of the 0-based iteration ``k`` of a run of
+``T`` iterations with ``W`` warm-up iterations. Annealing phases use ``t = (k − W) / (T − W)`` in
+``[0, 1)``, i.e. they would reach their end value at iteration ``T``, one past the last update.
+
+* ``constant``: linear warm-up ``(k + 1) / W`` for ``k < W``, then 1.
+* ``cosine``: the same warm-up, then ``min_lr + (lr − min_lr)·(1 + cos πt)/2``.
+* ``poly``: the same warm-up, then ``min_lr + (lr − min_lr)·(1 − t)^poly_power``.
+* ``onecycle`` (Smith & Topin, as torch's ``OneCycleLR`` with cosine annealing; momentum is not
+  cycled): cosine rise from ``lr/div_factor`` at ``k = 0`` to ``lr`` at ``k = W``, then cosine
+  decay towards ``lr/(div_factor·final_div_factor)``. Needs ``W >= 1``.
+
+They are wrapped in ``torch.optim.lr_scheduler.LambdaLR``, whose state dict holds plain numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+
+from kdseg.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kdseg.trainer import TrainerConfig
+
+OPTIMIZERS: tuple[str, ...] = ("adamw", "sgd")
+SCHEDULES: tuple[str, ...] = ("constant", "onecycle", "cosine", "poly")
+
+
+def check_optim_config(cfg: TrainerConfig) -> None:
+    """Validate the optimizer and schedule fields; raises :class:`ConfigError` naming the key."""
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ConfigError("optimizer", f"must be one of {OPTIMIZERS}, got {cfg.optimizer!r}")
+    if cfg.schedule not in SCHEDULES:
+        raise ConfigError("schedule", f"must be one of {SCHEDULES}, got {cfg.schedule!r}")
+    if not cfg.lr > 0:
+        raise ConfigError("lr", f"must be > 0, got {cfg.lr}")
+    if not cfg.weight_decay >= 0:
+        raise ConfigError("weight_decay", f"must be >= 0, got {cfg.weight_decay}")
+    if not 0 <= cfg.momentum < 1:
+        raise ConfigError("momentum", f"must be in [0, 1), got {cfg.momentum}")
+    if cfg.nesterov and (cfg.optimizer != "sgd" or cfg.momentum == 0):
+        raise ConfigError("nesterov", "needs optimizer 'sgd' with momentum > 0")
+    if not 0 <= cfg.warmup_iters < cfg.iterations:
+        raise ConfigError(
+            "warmup_iters", f"must be in [0, iterations={cfg.iterations}), got {cfg.warmup_iters}"
+        )
+    if cfg.schedule == "onecycle" and cfg.warmup_iters < 1:
+        raise ConfigError("warmup_iters", "the 'onecycle' schedule needs >= 1 rise iterations")
+    if not 0 <= cfg.min_lr <= cfg.lr:
+        raise ConfigError("min_lr", f"must be in [0, lr={cfg.lr}], got {cfg.min_lr}")
+    for key in ("div_factor", "final_div_factor"):
+        if not getattr(cfg, key) >= 1:
+            raise ConfigError(key, f"must be >= 1, got {getattr(cfg, key)}")
+    if not cfg.poly_power > 0:
+        raise ConfigError("poly_power", f"must be > 0, got {cfg.poly_power}")
+
+
+def build_optimizer(
+    params: Iterable[torch.nn.Parameter], cfg: TrainerConfig
+) -> torch.optim.Optimizer:
+    """AdamW (betas 0.9/0.999) or SGD (``momentum``, ``nesterov``); decay applies to all params."""
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise ValueError("the method has no trainable parameters (requires_grad=True)")
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        params,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
+        weight_decay=cfg.weight_decay,
+    )
+
+
+def _cos_ramp(t: float) -> float:
+    """0 → 1 along half a cosine for ``t`` in [0, 1]."""
+    return 0.5 * (1.0 - math.cos(math.pi * t))
+
+
+def lr_factor(k: int, cfg: TrainerConfig) -> float:
+    """Learning rate of iteration ``k`` (0-based) divided by ``cfg.lr``."""
+    w, total = cfg.warmup_iters, cfg.iterations
+    if cfg.schedule == "onecycle":
+        start = 1.0 / cfg.div_factor
+        end = start / cfg.final_div_factor
+        if k < w:
+            return start + (1.0 - start) * _cos_ramp(k / w)
+        t = (k - w) / (total - w)
+        return 1.0 + (end - 1.0) * _cos_ramp(t)
+    if k < w:
+        return (k + 1) / w
+    if cfg.schedule == "constant":
+        return 1.0
+    floor = cfg.min_lr / cfg.lr
+    t = (k - w) / (total - w)
+    if cfg.schedule == "cosine":
+        return floor + (1.0 - floor) * (1.0 - _cos_ramp(t))
+    return floor + (1.0 - floor) * (1.0 - t) ** cfg.poly_power  # poly
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainerConfig) -> LambdaLR:
+    """A ``LambdaLR`` stepped once per iteration: after ``k`` steps the lr is ``lr·factor(k)``."""
+
+    def factor(k: int) -> float:
+        return lr_factor(min(k, cfg.iterations - 1), cfg)
+
+    return LambdaLR(optimizer, lr_lambda=factor)
