@@ -1,0 +1,85 @@
+"""Every registered backbone: forward shapes, finite gradients, deterministic parameter count."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kdseg.errors import ConfigError
+from kdseg.models import MinkUNet, SegNet, build_backbone, list_backbones, register_backbone
+from kdseg.voxelize import devoxelize, voxelize_batch
+
+NUM_CLASSES = 5
+
+
+def small_batch(seed: int) -> list[torch.Tensor]:
+    """Two random clouds ``(N, 4)`` (x, y, z in a 6 m box, remission) of 600 and 400 points."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(n, 4, generator=g) * torch.tensor([6.0, 6.0, 2.0, 1.0]) for n in (600, 400)]
+
+
+def test_registry_lists_the_builtin_backbones() -> None:
+    assert {"minkunet18", "minkunet_small"} <= set(list_backbones())
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_forward_backward_and_parameter_count(name: str) -> None:
+    torch.manual_seed(0)
+    backbone = build_backbone(name)
+    assert backbone.default_voxel_size > 0
+    model = SegNet(backbone, NUM_CLASSES)
+    # a voxel size that keeps the test cheap yet deep enough for every stride level
+    batch = voxelize_batch(small_batch(0), voxel_size=0.25)
+    feats, logits = model(batch.tensor)
+    v = batch.tensor.coords.shape[0]
+    assert feats.shape == (v, backbone.out_channels)
+    assert logits.shape == (v, NUM_CLASSES)
+    point_logits = devoxelize(logits, batch.p2v)
+    labels = torch.randint(0, NUM_CLASSES, (point_logits.shape[0],))
+    torch.nn.functional.cross_entropy(point_logits, labels).backward()
+    for pname, param in model.named_parameters():
+        assert param.grad is not None, pname
+        assert torch.isfinite(param.grad).all(), pname
+    count = sum(p.numel() for p in model.parameters())
+    torch.manual_seed(1)
+    again = sum(p.numel() for p in SegNet(build_backbone(name), NUM_CLASSES).parameters())
+    assert count == again
+    print(f"{name}: {count} parameters")
+
+
+def test_paper_configurations() -> None:
+    big = build_backbone("minkunet18")
+    small = build_backbone("minkunet_small")
+    assert (big.out_channels, big.default_voxel_size) == (96, 0.05)
+    assert (small.out_channels, small.default_voxel_size) == (32, 0.2)
+    # MinkUNet-18 of MMDetection3D has about 21.7 M parameters
+    assert sum(p.numel() for p in big.parameters()) == 21_721_472
+
+
+def test_unknown_backbone_lists_known_names() -> None:
+    with pytest.raises(ConfigError, match=r"unknown backbone 'resnet9000'.*minkunet18"):
+        build_backbone("resnet9000")
+    with pytest.raises(ConfigError, match="cannot build 'minkunet18'"):
+        build_backbone("minkunet18", width=3)
+
+
+def test_duplicate_registration_is_refused() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register_backbone("minkunet18")(MinkUNet)
+
+
+def test_bad_minkunet_config() -> None:
+    with pytest.raises(ConfigError, match="decoder_channels"):
+        MinkUNet(encoder_channels=(8, 16), decoder_channels=(8,))
+    with pytest.raises(ConfigError, match="encoder_blocks"):
+        MinkUNet(encoder_channels=(8, 16), decoder_channels=(8, 8), encoder_blocks=(1,))
+
+
+def test_output_is_per_input_voxel_in_input_order() -> None:
+    torch.manual_seed(0)
+    model = MinkUNet(4, 8, (8, 8), (8, 8)).eval()
+    batch = voxelize_batch(small_batch(1), voxel_size=0.3)
+    out = model(batch.tensor)
+    assert out.coords is batch.tensor.coords
+    with pytest.raises(ValueError, match="built for 4 input channels, got 3"):
+        model(batch.tensor.replace_feats(batch.tensor.feats[:, :3]))

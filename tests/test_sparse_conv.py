@@ -1,0 +1,239 @@
+"""Sparse conv vs dense ``conv3d`` / ``conv_transpose3d`` on small random grids."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kdseg.errors import ConfigError
+from kdseg.sparse import (
+    BatchNorm,
+    Conv3d,
+    PhaseProfiler,
+    ReLU,
+    SparseTensor,
+    cat,
+    resolve_backend,
+    sparse_conv3d,
+)
+from kdseg.sparse.kmap import AXIS_MAX, downsample_coords, encode_keys
+
+GRID = 12
+BATCH = 2
+
+
+def random_sites(n_per_batch: int, seed: int, grid: int = GRID) -> torch.Tensor:
+    """``(B * n, 4)`` unique int32 coords in a ``grid^3`` box, batch-major, in random order."""
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for b in range(BATCH):
+        flat = torch.randperm(grid**3, generator=g)[:n_per_batch]
+        xyz = torch.stack([flat // grid**2, (flat // grid) % grid, flat % grid], dim=1)
+        rows.append(torch.cat([torch.full((n_per_batch, 1), b), xyz], dim=1))
+    coords = torch.cat(rows)
+    return coords[torch.randperm(coords.shape[0], generator=g)].to(torch.int32)
+
+
+def to_dense(feats: torch.Tensor, coords: torch.Tensor, grid: int) -> torch.Tensor:
+    """``(B, C, G, G, G)`` dense volume with ``feats`` at ``coords``."""
+    dense = feats.new_zeros((BATCH, feats.shape[1], grid, grid, grid))
+    c = coords.long()
+    dense[c[:, 0], :, c[:, 1], c[:, 2], c[:, 3]] = feats
+    return dense
+
+
+def at_sites(dense: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    c = coords.long()
+    return dense[c[:, 0], :, c[:, 1], c[:, 2], c[:, 3]]
+
+
+def dense_weight(weight: torch.Tensor, k: int) -> torch.Tensor:
+    """``(K^3, C_in, C_out)`` -> ``conv3d`` layout ``(C_out, C_in, K, K, K)``."""
+    return weight.reshape(k, k, k, weight.shape[1], weight.shape[2]).permute(4, 3, 0, 1, 2)
+
+
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_submanifold_matches_masked_dense_conv(kernel: int) -> None:
+    torch.manual_seed(0)
+    coords = random_sites(300, seed=1)
+    feats = torch.randn(coords.shape[0], 5, dtype=torch.float64)
+    conv = Conv3d(5, 7, kernel_size=kernel, bias=True).double()
+    out = conv(SparseTensor(feats, coords))
+    ref = F.conv3d(
+        to_dense(feats, coords, GRID),
+        dense_weight(conv.weight, kernel),
+        conv.bias,
+        padding=(kernel - 1) // 2,
+    )
+    assert torch.equal(out.coords, coords)
+    torch.testing.assert_close(out.feats, at_sites(ref, coords), atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("kernel", [2, 3])
+def test_strided_matches_dense_conv_at_output_sites(kernel: int) -> None:
+    torch.manual_seed(0)
+    coords = random_sites(300, seed=2)
+    feats = torch.randn(coords.shape[0], 4, dtype=torch.float32)
+    conv = Conv3d(4, 6, kernel_size=kernel, stride=2)
+    out = conv(SparseTensor(feats, coords))
+    expected_sites = torch.unique(
+        torch.div(coords.long(), torch.tensor([1, 2, 2, 2]), rounding_mode="floor"), dim=0
+    )
+    assert out.stride == (2, 2, 2)
+    assert torch.equal(out.coords.long(), expected_sites)
+    ref = F.conv3d(
+        to_dense(feats, coords, GRID),
+        dense_weight(conv.weight, kernel),
+        stride=2,
+        padding=(kernel - 1) // 2,
+    )
+    torch.testing.assert_close(out.feats, at_sites(ref, out.coords), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", [2, 3])
+def test_transposed_matches_dense_conv_transpose_at_fine_sites(kernel: int) -> None:
+    torch.manual_seed(0)
+    coords = random_sites(250, seed=3)
+    x = SparseTensor(torch.randn(coords.shape[0], 3), coords)
+    coarse = Conv3d(3, 4, kernel_size=kernel, stride=2)(x)
+    coarse = coarse.replace_feats(torch.randn(coarse.coords.shape[0], 4))
+    up = Conv3d(4, 5, kernel_size=kernel, stride=2, transposed=True)
+    out = up(coarse)
+    assert out.coords is coords and out.stride == (1, 1, 1)
+    half = GRID // 2
+    p = (kernel - 1) // 2
+    ref = F.conv_transpose3d(
+        to_dense(coarse.feats, coarse.coords, half),
+        up.weight.reshape(kernel, kernel, kernel, 4, 5).permute(3, 4, 0, 1, 2),
+        stride=2,
+        padding=p,
+        output_padding=2 * half - ((half - 1) * 2 - 2 * p + kernel),
+    )
+    torch.testing.assert_close(out.feats, at_sites(ref, coords), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "transposed"), [(3, 1, False), (2, 2, False), (3, 2, True)]
+)
+def test_gradcheck(kernel: int, stride: int, transposed: bool) -> None:
+    coords = random_sites(20, seed=4, grid=4)
+    base = SparseTensor(torch.zeros(coords.shape[0], 1, dtype=torch.float64), coords)
+    if transposed:
+        base = Conv3d(1, 1, kernel, stride=2).double()(base)
+    n = base.coords.shape[0]
+    feats = torch.randn(n, 2, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(kernel**3, 2, 3, dtype=torch.float64, requires_grad=True)
+
+    def fn(f: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return sparse_conv3d(base.replace_feats(f), w, kernel, stride, transposed=transposed).feats
+
+    assert torch.autograd.gradcheck(fn, (feats, weight))
+
+
+def test_kernel_maps_are_cached_and_shared_by_transposed_conv() -> None:
+    coords = random_sites(200, seed=5)
+    x = SparseTensor(torch.randn(coords.shape[0], 2), coords)
+    sub = Conv3d(2, 2)
+    down = Conv3d(2, 2, kernel_size=2, stride=2)
+    up = Conv3d(2, 2, kernel_size=2, stride=2, transposed=True)
+    with PhaseProfiler() as prof:
+        y = sub(sub(x))
+        calls_after_sub = prof.calls["kmap"]
+        z = up(down(y))
+        assert prof.calls["kmap"] == calls_after_sub + 1  # the strided map; up reuses it
+        sub(z)
+        assert prof.calls["kmap"] == calls_after_sub + 1
+    assert len(x.cache.kmaps) == 2
+
+
+def test_unet_skip_helpers_and_pointwise_layers() -> None:
+    coords = random_sites(100, seed=6)
+    x = SparseTensor(torch.randn(coords.shape[0], 3), coords)
+    y = ReLU()(BatchNorm(3)(x))
+    assert (y.feats >= 0).all() and y.coords is coords
+    assert cat([x, y]).feats.shape == (coords.shape[0], 6)
+    coarse = Conv3d(3, 3, kernel_size=2, stride=2)(x)
+    with pytest.raises(ValueError, match="different coordinate sets"):
+        cat([x, coarse])
+
+
+def test_downsample_coords_are_unique_floor() -> None:
+    coords = torch.tensor([[0, -1, 0, 3], [0, -2, 1, 2], [1, -1, 0, 3], [0, 5, 5, 5]])
+    down = downsample_coords(coords)
+    assert down.tolist() == [[0, -1, 0, 1], [0, 2, 2, 2], [1, -1, 0, 1]]
+
+
+def test_keys_preserve_batch_major_order() -> None:
+    coords = torch.tensor([[1, -5, 0, 0], [0, 7, 7, 7], [0, 7, 7, 8], [0, -9, 100, 0]])
+    assert torch.argsort(encode_keys(coords)).tolist() == [3, 1, 2, 0]
+
+
+@pytest.mark.parametrize(
+    ("feats", "coords", "message"),
+    [
+        (torch.zeros(3, 2), torch.zeros(3, 3, dtype=torch.int32), "must be \\(N, 4\\)"),
+        (torch.zeros(2, 2), torch.tensor([[-1, 0, 0, 0], [0, 1, 1, 1]]), "negative batch"),
+        (torch.zeros(3, 2), torch.zeros(2, 4, dtype=torch.int32), "3 rows but coords has 2"),
+        (torch.zeros(1, 2), torch.tensor([[0, AXIS_MAX + 1, 0, 0]]), "x range .* overflows"),
+        (torch.zeros(1, 2), torch.tensor([[0, 0, 0, 0]], dtype=torch.float32), "int32 or int64"),
+        (torch.zeros(1, 2, dtype=torch.int64), torch.tensor([[0, 0, 0, 0]]), "floating point"),
+    ],
+)
+def test_bad_input_raises_clear_error(
+    feats: torch.Tensor, coords: torch.Tensor, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        SparseTensor(feats, coords)
+
+
+def test_bad_conv_arguments() -> None:
+    x = SparseTensor(torch.zeros(2, 3), torch.tensor([[0, 0, 0, 0], [0, 1, 0, 0]]))
+    with pytest.raises(ValueError, match="odd kernel"):
+        Conv3d(3, 3, kernel_size=2)
+    with pytest.raises(ValueError, match="dilation"):
+        Conv3d(3, 3, dilation=2)
+    with pytest.raises(ValueError, match="weight must be"):
+        Conv3d(4, 3)(x)
+    with pytest.raises(ValueError, match="not divisible"):
+        Conv3d(3, 3, kernel_size=2, stride=2, transposed=True)(x)
+    coarse = SparseTensor(x.feats, x.coords, stride=2)
+    with pytest.raises(ValueError, match="no strided conv"):
+        Conv3d(3, 3, kernel_size=2, stride=2, transposed=True)(coarse)
+
+
+def test_backend_selection() -> None:
+    assert resolve_backend("auto") == "torch"
+    assert resolve_backend("torch") == "torch"
+    with pytest.raises(ConfigError, match="unknown backend 'nope'"):
+        resolve_backend("nope")
+    with pytest.raises(ConfigError, match="no adapter"):
+        resolve_backend("spconv")
+
+
+def test_matches_spconv_submanifold_single_thread() -> None:
+    if importlib.util.find_spec("spconv") is None:
+        pytest.skip("spconv is not installed")
+    import spconv.pytorch as spconv
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # spconv on CPU is wrong with more threads (docs/sparse.md)
+    try:
+        coords = random_sites(300, seed=7)
+        feats = torch.randn(coords.shape[0], 4)
+        ours = Conv3d(4, 5)
+        ref = spconv.SubMConv3d(4, 5, 3, bias=False)
+        with torch.no_grad():
+            ref.weight.copy_(ours.weight.reshape(3, 3, 3, 4, 5).permute(4, 0, 1, 2, 3))
+        x = spconv.SparseConvTensor(feats, coords, [GRID] * 3, BATCH)
+        got = ref(x)
+        order = torch.argsort(encode_keys(got.indices.long()))
+        mine = ours(SparseTensor(feats, coords))
+        mine_order = torch.argsort(encode_keys(coords.long()))
+        torch.testing.assert_close(
+            got.features[order], mine.feats[mine_order], atol=1e-5, rtol=1e-5
+        )
+    finally:
+        torch.set_num_threads(threads)
