@@ -6,6 +6,7 @@ progress bar and logging. A method only turns a batch into named, weighted loss 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -133,9 +134,15 @@ class TrainerConfig:
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
-    """Move tensors nested in dicts, lists and tuples to ``device``; other objects pass through."""
+    """Move tensors nested in dicts, lists, tuples and dataclasses to ``device``.
+
+    Other objects pass through unchanged.
+    """
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
+    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        changes = {f.name: to_device(getattr(batch, f.name), device) for f in fields(batch)}
+        return dataclasses.replace(batch, **changes)
     if isinstance(batch, Mapping):
         return {k: to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, list | tuple):

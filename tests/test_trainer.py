@@ -303,3 +303,25 @@ def test_ema_without_source_is_a_config_error(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="ema_source"):
         run(tmp_path, FULL, method=NoSource())
+
+
+def test_to_device_handles_dataclass_batches():
+    import dataclasses as dc
+
+    from kdseg.trainer import to_device
+
+    @dc.dataclass
+    class Item:
+        x: torch.Tensor
+        name: str
+
+    @dc.dataclass
+    class Batch:
+        items: list
+        extra: dict
+
+    batch = Batch([Item(torch.ones(2), "a")], {"t": torch.zeros(1)})
+    moved = to_device(batch, torch.device("meta"))
+    assert moved.items[0].x.device.type == "meta" and moved.items[0].name == "a"
+    assert moved.extra["t"].device.type == "meta"
+    assert batch.items[0].x.device.type == "cpu"  # the original is untouched

@@ -1,0 +1,134 @@
+"""Training and validation data for LiDAR methods: frames of a split, augmented into batches.
+
+``LidarBatches(step)`` returns the batch of iteration ``step`` deterministically from
+``(seed, step)`` (the contract of :class:`kdseg.trainer.Trainer`, which makes resume exact).
+A batch holds ``labelled`` clouds (labels = train ids where the budget labels a point, 255
+elsewhere) and ``unlabelled`` clouds (labels all hidden). Under the ``full`` budget there are no
+unlabelled scans, so semi-supervised methods draw their unlabelled clouds from the labelled
+scans with the labels hidden (the LaserMix "full" convention).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kdseg import IGNORE_INDEX
+from kdseg.budgets import FrameId, Split
+from kdseg.datasets.semantickitti import SemanticKITTI
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Global augmentations of a cloud (LaserMix / mmdetection3d style)."""
+
+    rotate: float = field(default=np.pi, metadata={"help": "max |yaw| rotation, radians"})
+    flip: bool = field(default=True, metadata={"help": "random flips of the x and y axes"})
+    scale: tuple[float, float] = field(default=(0.95, 1.05), metadata={"help": "uniform range"})
+    jitter: float = field(default=0.0, metadata={"help": "std of per-point xyz noise, metres"})
+
+
+@dataclass
+class Cloud:
+    """One cloud of a batch: ``points (N, 4)`` float32 tensor, ``labels (N,)`` int64 tensor,
+    and where it came from (``frame``)."""
+
+    points: torch.Tensor
+    labels: torch.Tensor
+    frame: FrameId
+
+
+@dataclass
+class LidarBatch:
+    """Labelled and unlabelled clouds of one iteration."""
+
+    labelled: list[Cloud]
+    unlabelled: list[Cloud]
+
+
+class FrameStore:
+    """Frames of a SemanticKITTI-layout dataset held in memory once read.
+
+    ``labels(frame, supervision)`` gives the train ids a budget exposes: all dense labels
+    (``"labels"``), only the scribbled points (``"scribbles"``), or the dense ground truth for
+    evaluation (``"eval"``).
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.ds = SemanticKITTI(root)
+        self._cache: dict[tuple[FrameId, str], tuple[np.ndarray, np.ndarray]] = {}
+
+    def get(self, frame: FrameId, supervision: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(points (N, 4) float32, labels (N,) int64)`` of ``frame`` under ``supervision``."""
+        key = (frame, supervision)
+        if key not in self._cache:
+            sup = "scribbles" if supervision == "scribbles" else "labels"
+            f = self.ds.frame(frame[0], frame[1], supervision=sup)
+            assert f.labels is not None
+            labels = (
+                f.labels if supervision == "eval" else np.where(f.labelled, f.labels, IGNORE_INDEX)
+            )
+            self._cache[key] = (f.points, labels.astype(np.int64))
+        return self._cache[key]
+
+
+def augment(points: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+    """Rotate about z, flip, scale and jitter ``(N, 4)`` points (remission untouched)."""
+    out = points.copy()
+    theta = rng.uniform(-cfg.rotate, cfg.rotate)
+    c, s = np.cos(theta), np.sin(theta)
+    xy = out[:, :2] @ np.array([[c, s], [-s, c]], dtype=np.float32)
+    if cfg.flip:
+        xy *= np.where(rng.random(2) < 0.5, -1.0, 1.0).astype(np.float32)
+    out[:, :2] = xy
+    out[:, :3] *= np.float32(rng.uniform(*cfg.scale))
+    if cfg.jitter > 0:
+        out[:, :3] += rng.normal(0.0, cfg.jitter, size=(out.shape[0], 3)).astype(np.float32)
+    return out
+
+
+class LidarBatches:
+    """Deterministic batch source over a budget :class:`Split` (callable: ``step -> LidarBatch``).
+
+    Args:
+        store: frames of the dataset.
+        split: the budget split (labelled / unlabelled scans, supervision).
+        labelled_per_batch, unlabelled_per_batch: clouds of each kind per iteration.
+        seed: the run's seed; iteration ``k`` uses ``numpy.random.default_rng((seed, k))``.
+    """
+
+    def __init__(
+        self,
+        store: FrameStore,
+        split: Split,
+        labelled_per_batch: int = 1,
+        unlabelled_per_batch: int = 0,
+        seed: int = 0,
+        augment_cfg: AugmentConfig | None = None,
+    ) -> None:
+        if not split.labelled:
+            raise ValueError(f"split {split.dataset}/{split.budget}: no labelled scans")
+        self.store = store
+        self.split = split
+        self.n_lab = labelled_per_batch
+        self.n_unl = unlabelled_per_batch
+        self.seed = seed
+        self.aug = augment_cfg or AugmentConfig()
+        self.unlabelled_pool: Sequence[FrameId] = split.unlabelled or split.labelled
+
+    def __call__(self, step: int) -> LidarBatch:
+        rng = np.random.default_rng((self.seed, step))
+        lab = [self._cloud(self.split.labelled, rng, hide=False) for _ in range(self.n_lab)]
+        unl = [self._cloud(self.unlabelled_pool, rng, hide=True) for _ in range(self.n_unl)]
+        return LidarBatch(labelled=lab, unlabelled=unl)
+
+    def _cloud(self, pool: Sequence[FrameId], rng: np.random.Generator, hide: bool) -> Cloud:
+        frame = pool[int(rng.integers(len(pool)))]
+        points, labels = self.store.get(frame, self.split.supervision)
+        pts = augment(points, rng, self.aug)
+        lab = np.full_like(labels, IGNORE_INDEX) if hide else labels
+        return Cloud(torch.from_numpy(pts), torch.from_numpy(lab), frame)

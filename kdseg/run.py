@@ -1,0 +1,158 @@
+"""Train and evaluate one run: (dataset, budget split, method variant, seed, scale) -> DIR.
+
+Writes, atomically, ``DIR/metrics.json`` (mIoU, per-class IoU, the resolved config, wall time,
+parameter count and inference latency of the deployed network), ``DIR/model.pt`` (the deployed
+network's ``state_dict``, loadable with ``torch.load(weights_only=True)``) and the training log
+``DIR/train_log.jsonl``. The checkpoint in DIR lets an interrupted run resume.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from kdseg.budgets import Split
+from kdseg.datasets.semantickitti_labels import CLASS_NAMES, NUM_CLASSES
+from kdseg.datasets.splits import split_frames
+from kdseg.evaluator import ConfusionMatrix
+from kdseg.io import atomic_open, write_json
+from kdseg.lidar_data import FrameStore, LidarBatches
+from kdseg.methods.base import build_method
+from kdseg.scales import get_scale
+from kdseg.seeding import seed_everything
+from kdseg.segmenter import PointSegmenter
+from kdseg.tracking import JsonlTracker, MultiTracker, Tracker
+from kdseg.trainer import Trainer, TrainerConfig
+
+
+def evaluation_frames(root: str | Path, max_frames: int | None) -> list[tuple[str, int]]:
+    """Validation frames, evenly thinned to ``max_frames`` when given."""
+    frames = split_frames(root, "val")
+    if max_frames is not None and len(frames) > max_frames:
+        keep = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
+        frames = [frames[i] for i in keep]
+    return frames
+
+
+def evaluate_network(
+    net: PointSegmenter, store: FrameStore, frames: list[tuple[str, int]]
+) -> ConfusionMatrix:
+    """Confusion matrix of ``net`` over ``frames`` (dense ground truth, no augmentation)."""
+    cm = ConfusionMatrix(NUM_CLASSES)
+    device = next(net.parameters()).device
+    for frame in frames:
+        points, labels = store.get(frame, "eval")
+        pred = net.predict(torch.from_numpy(points).to(device))
+        cm.update(pred.cpu().numpy(), labels)
+    return cm
+
+
+def inference_latency_ms(
+    net: PointSegmenter, store: FrameStore, frames: list[tuple[str, int]], repeats: int = 1
+) -> float:
+    """Median wall time (ms) of one ``net.predict`` on a validation frame, after a warm-up."""
+    device = next(net.parameters()).device
+    clouds = [torch.from_numpy(store.get(f, "eval")[0]).to(device) for f in frames]
+    net.predict(clouds[0])
+    times = []
+    for cloud in clouds * repeats:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        net.predict(cloud)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(1000.0 * (time.perf_counter() - t0))
+    return float(np.median(times))
+
+
+def train_run(
+    data_root: str | Path,
+    split: Split,
+    method: str,
+    out_dir: str | Path,
+    scale: str = "default",
+    seed: int = 0,
+    options: Mapping[str, Any] | None = None,
+    trainer_overrides: Mapping[str, Any] | None = None,
+    tracker: Tracker | None = None,
+    variant: str | None = None,
+) -> dict[str, Any]:
+    """Train ``method`` on ``split`` and evaluate it on the validation sequences.
+
+    Returns the metrics dictionary that is also written to ``out_dir/metrics.json``.
+    """
+    out = Path(out_dir)
+    run_scale = get_scale(scale)
+    opts = {**run_scale.method_defaults, **(options or {})}
+    seed_everything(seed)  # the initial weights depend on the seed only
+    model = build_method(method, NUM_CLASSES, opts)
+    tcfg = TrainerConfig.from_dict(
+        {
+            **run_scale.trainer,
+            "seed": seed,
+            "ema_momentum": model.ema_momentum,
+            **(trainer_overrides or {}),
+        }
+    )
+    store = FrameStore(data_root)
+    batches = LidarBatches(
+        store,
+        split,
+        labelled_per_batch=model.opts.labelled_per_batch,
+        unlabelled_per_batch=model.opts.unlabelled_per_batch,
+        seed=seed,
+    )
+    val = evaluation_frames(data_root, run_scale.eval_max_frames)
+    cms: list[ConfusionMatrix] = []
+
+    def evaluate(net: torch.nn.Module) -> dict[str, float]:
+        assert isinstance(net, PointSegmenter)
+        cm = evaluate_network(net, store, val)
+        cms.append(cm)
+        return cm.compute().to_dict(CLASS_NAMES)
+
+    log = JsonlTracker(out / "train_log.jsonl")
+    trk = MultiTracker([log, tracker]) if tracker is not None else log
+    resolved = {
+        "method": method,
+        "variant": variant or method,
+        "options": asdict(model.opts),
+        "trainer": tcfg.to_dict(),
+        "dataset": split.dataset,
+        "budget": split.budget,
+        "supervision": split.supervision,
+        "seed": seed,
+        "scale": scale,
+        "data_root": str(data_root),
+        "labelled_scans": len(split.labelled),
+        "unlabelled_scans": len(split.unlabelled),
+        "val_frames": len(val),
+    }
+    trainer = Trainer(model, batches, tcfg, out, tracker=trk, evaluate=evaluate)
+    metrics = trainer.fit(resume=True)
+    net = model.inference_network().eval()
+    latency = inference_latency_ms(net, store, val[: run_scale.latency_frames])
+    params = sum(p.numel() for p in net.parameters())
+    result = {
+        "miou": metrics["miou"],
+        "accuracy": metrics["accuracy"],
+        "per_class_iou": {n: metrics[f"iou/{n}"] for n in CLASS_NAMES},
+        "confusion_matrix": cms[-1].matrix.tolist(),
+        "wall_time_s": metrics["wall_time_s"],
+        "parameters": params,
+        "inference_latency_ms": latency,
+        "config": resolved,
+    }
+    with atomic_open(out / "model.pt", "wb") as fh:
+        torch.save(net.state_dict(), fh)
+    write_json(out / "metrics.json", result)
+    trk.log_metrics({"parameters": params, "inference_latency_ms": latency})
+    trk.finish()
+    return result
