@@ -1,0 +1,1 @@
+"""Paper-style tables and figures rendered from metrics.json files."""
