@@ -1,0 +1,19 @@
+# kdseg workflow: data -> budget splits -> training runs -> reports.
+#   snakemake --cores all reports/table1.pdf                 (embedded data, default scale)
+#   snakemake --cores all reports/table1.pdf --config scale=smoke
+#   snakemake --profile profiles/slurm reports/table1.pdf --config data=real data_root=/datasets
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        expand("reports/{study}.pdf", study=STUDIES),

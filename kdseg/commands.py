@@ -1,0 +1,160 @@
+"""Implementations of the ``kdseg`` sub-commands (the parser lives in :mod:`kdseg.cli`).
+
+Each command is a thin wrapper over library functions, so the Snakemake rules and the tests
+call the same code. Heavy imports happen inside the commands to keep ``kdseg --help`` fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def parse_key_values(items: Sequence[str] | None, flag: str) -> dict[str, object]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (values parsed as YAML scalars)."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{flag} expects KEY=VALUE, got {item!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def generate(args: argparse.Namespace) -> int:
+    from kdseg.datasets.synthetic_street import StreetConfig, generate
+
+    cfg = StreetConfig.for_scale(args.scale, seed=args.seed)
+    out = generate(Path(args.out), cfg, workers=args.workers)
+    print(f"synthetic street dataset ({args.scale}, seed {args.seed}) ready at {out}")
+    return 0
+
+
+def check_data(args: argparse.Namespace) -> int:
+    """Check a SemanticKITTI-layout root (splits, one frame per sequence) and record it."""
+    from kdseg.datasets.semantickitti import SemanticKITTI
+    from kdseg.datasets.splits import sequence_split
+    from kdseg.io import write_json
+
+    ds = SemanticKITTI(args.data)
+    parts = sequence_split(args.data)
+    frames = {}
+    for seqs in parts.values():
+        for seq in seqs:
+            ids = ds.frame_ids(seq)
+            if not ids:
+                raise SystemExit(f"{ds.seq_dir(seq)}: no scans in velodyne/")
+            ds.frame(seq, ids[0])  # reads scan, labels, calib and poses: fails loudly if broken
+            frames[seq] = len(ids)
+    info = {"root": str(Path(args.data).resolve()), "split": parts, "frames": frames}
+    write_json(args.out, info)
+    print(json.dumps(info))
+    return 0
+
+
+def split(args: argparse.Namespace) -> int:
+    from kdseg.budgets import make_split, write_split
+    from kdseg.datasets.splits import split_frames
+
+    result = make_split(args.dataset, split_frames(args.data, "train"), args.budget, args.seed)
+    write_split(args.out, result)
+    print(f"{args.out}: {len(result.labelled)} labelled / {len(result.unlabelled)} unlabelled")
+    return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    import torch
+
+    from kdseg.budgets import make_split, read_split
+    from kdseg.datasets.splits import split_frames
+    from kdseg.run import train_run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.split:
+        budget_split = read_split(args.split)
+    elif args.budget:
+        name = args.dataset or Path(args.data).name
+        budget_split = make_split(name, split_frames(args.data, "train"), args.budget, args.seed)
+    else:
+        raise SystemExit("kdseg train: give --split FILE or --budget B")
+    options = json.loads(args.options_json) if args.options_json else {}
+    options.update(parse_key_values(args.option, "--option"))
+    tracker = None
+    if args.mlflow_experiment:
+        from kdseg.mlflow_tracking import tracker_for_job
+
+        tags = {k: str(v) for k, v in parse_key_values(args.tag, "--tag").items()}
+        job_key = (
+            args.job_key
+            or f"{budget_split.dataset}/{args.variant or args.method}/"
+            f"{budget_split.budget}/seed{args.seed}"
+        )
+        tracker = tracker_for_job(args.mlflow_experiment, job_key, tags, args.mlflow_uri)
+    result = train_run(
+        args.data,
+        budget_split,
+        args.method,
+        args.out,
+        scale=args.scale,
+        seed=args.seed,
+        options=options,
+        tracker=tracker,
+        variant=args.variant,
+    )
+    print(
+        f"{args.variant or args.method} / {budget_split.budget} / seed {args.seed}: "
+        f"mIoU {100 * result['miou']:.2f} in {result['wall_time_s']:.1f} s -> {args.out}"
+    )
+    return 0
+
+
+def mlflow_init(args: argparse.Namespace) -> int:
+    from kdseg.io import write_json
+    from kdseg.mlflow_tracking import init_store
+
+    ids = init_store(args.uri, list(args.experiments))
+    write_json(args.out, {"tracking_uri": args.uri, "experiments": ids})
+    print(json.dumps(ids))
+    return 0
+
+
+def stats(args: argparse.Namespace) -> int:
+    from kdseg.io import write_text
+    from kdseg.realism import dataset_stats, realism_table
+
+    columns = {}
+    for item in args.data:
+        name, _, path = item.partition("=")
+        if not path:
+            raise SystemExit(f"--data expects NAME=PATH, got {item!r}")
+        columns[name] = dataset_stats(path, image_size=args.image_size)
+    table = realism_table(columns)
+    print(table)
+    if args.out:
+        write_text(args.out, table + "\n")
+    return 0
+
+
+def render(args: argparse.Namespace) -> int:
+    from kdseg.datasets.semantickitti import SemanticKITTI
+    from kdseg.viz import bev_image, camera_overlay, save_png, with_legend
+
+    ds = SemanticKITTI(args.data)
+    has_image = ds.path(args.sequence, "image_2", args.frame).is_file()
+    frame = ds.frame(args.sequence, args.frame, with_image=has_image)
+    out = Path(args.out)
+    stem = f"{args.prefix}{args.sequence}_{args.frame:06d}"
+    written = [out / f"{stem}_bev.png"]
+    save_png(written[0], with_legend(bev_image(frame.points, frame.labels)))
+    if has_image:
+        assert frame.image is not None
+        save_png(out / f"{stem}_camera.png", with_legend(camera_overlay(frame, frame.labels)))
+        save_png(out / f"{stem}_image.png", frame.image)
+        written += [out / f"{stem}_camera.png", out / f"{stem}_image.png"]
+    print("\n".join(str(p) for p in written))
+    return 0

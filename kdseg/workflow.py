@@ -1,0 +1,145 @@
+"""Workflow configuration: validation and the jobs a study needs.
+
+The Snakemake rules stay thin: they call these functions, which are unit-tested. A config is
+checked in two passes before any job runs: the JSON schema (``config/schema.yaml``: types,
+required and unknown keys) and the semantics (the scale exists, every variant names a registered
+method with valid options, studies reference existing variants and datasets). Either pass raises
+:class:`kdseg.errors.ConfigError` naming the offending key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from kdseg.budgets import parse_budget
+from kdseg.errors import ConfigError
+
+
+@dataclass(frozen=True, order=True)
+class Job:
+    """One training run of the DAG."""
+
+    dataset: str
+    variant: str
+    budget: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        """Stable identifier, e.g. ``street/lasermix/scans-10/seed0``."""
+        return f"{self.dataset}/{self.variant}/{self.budget}/seed{self.seed}"
+
+
+def _key_path(path: Any) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<root>"
+
+
+def check_schema(config: dict[str, Any], schema_path: str | Path) -> None:
+    """Validate ``config`` against the JSON schema; the first error names its key path."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        raise ConfigError(_key_path(err.absolute_path), err.message)
+
+
+def check_semantics(config: dict[str, Any]) -> None:
+    """Cross-references the schema cannot express."""
+    from kdseg.methods.base import method_class, parse_options
+
+    if config["scale"] not in config["scales"]:
+        raise ConfigError("scale", f"{config['scale']!r} is not one of {sorted(config['scales'])}")
+    for name, var in config["variants"].items():
+        try:
+            cls = method_class(var["method"])
+        except ConfigError:
+            raise ConfigError(
+                f"variants.{name}.method", f"unknown method {var['method']!r}"
+            ) from None
+        try:
+            parse_options(cls, var.get("options") or {})
+        except ConfigError as exc:
+            raise ConfigError(
+                f"variants.{name}.options.{exc.key.split('.', 1)[-1]}", exc.problem
+            ) from None
+    for name, study in config["studies"].items():
+        where = f"studies.{name}"
+        if study["dataset"] not in config["datasets"]:
+            raise ConfigError(f"{where}.dataset", f"unknown dataset {study['dataset']!r}")
+        for i, row in enumerate(study["rows"]):
+            if row not in config["variants"]:
+                raise ConfigError(f"{where}.rows[{i}]", f"unknown variant {row!r}")
+        for i, budget in enumerate(study["budgets"]):
+            try:
+                parse_budget(budget)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}.budgets[{i}]", exc.problem) from None
+        pcb = study.get("per_class_budget")
+        if pcb is not None and pcb not in study["budgets"]:
+            raise ConfigError(f"{where}.per_class_budget", f"{pcb!r} is not among the budgets")
+        for variant in study.get("reported") or {}:
+            if variant not in study["rows"]:
+                raise ConfigError(f"{where}.reported.{variant}", "not a row of this study")
+
+
+def validate_config(config: dict[str, Any], schema_path: str | Path) -> None:
+    """Schema then semantics; raises :class:`ConfigError` naming the key."""
+    check_schema(config, schema_path)
+    check_semantics(config)
+
+
+def scale_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The active scale's settings."""
+    return config["scales"][config["scale"]]
+
+
+def study_seeds(config: dict[str, Any], study: str) -> list[int]:
+    """Seeds of a study at the active scale (a scale may override them, e.g. smoke: [0])."""
+    return list(scale_settings(config).get("seeds") or config["studies"][study]["seeds"])
+
+
+def study_jobs(config: dict[str, Any], study: str) -> list[Job]:
+    """Every training run the study's table needs, sorted."""
+    s = config["studies"][study]
+    return sorted(
+        Job(s["dataset"], v, b, seed)
+        for v in s["rows"]
+        for b in s["budgets"]
+        for seed in study_seeds(config, study)
+    )
+
+
+def home_study(config: dict[str, Any], job: Job) -> str:
+    """The first study (config order) that needs ``job``: its MLflow experiment."""
+    for name in config["studies"]:
+        if job in study_jobs(config, name):
+            return name
+    raise ConfigError("studies", f"no study needs job {job.key}")
+
+
+def variant_fingerprint(config: dict[str, Any], variant: str) -> str:
+    """Hash of what defines a variant's runs (method + options); a change reruns only them."""
+    var = config["variants"][variant]
+    blob = json.dumps(
+        {"method": var["method"], "options": var.get("options") or {}}, sort_keys=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def dataset_root(config: dict[str, Any], dataset: str) -> Path:
+    """Root (holding ``dataset/sequences``) of ``dataset`` under the active data mode."""
+    root = Path(config["data_root"])
+    if config["data"] == "real":
+        return root / config["datasets"][dataset]["real_path"]
+    return root / "synthetic" / scale_settings(config)["generator_scale"] / dataset

@@ -1,0 +1,87 @@
+# Configuration loading, validation (before any job runs) and path helpers.
+import json
+import os
+import sys
+from pathlib import Path
+
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
+from kdseg.workflow import (
+    dataset_root,
+    home_study,
+    scale_settings,
+    study_jobs,
+    study_seeds,
+    validate_config,
+    variant_fingerprint,
+    Job,
+)
+
+validate_config(config, workflow.source_path("../config/schema.yaml"))
+
+SCALE = config["scale"]
+SETTINGS = scale_settings(config)
+STUDIES = list(config["studies"])
+RESULTS = f"results/{SCALE}"
+LOGS = f"logs/{SCALE}"
+# Under --use-conda the rules run in envs/kdseg.yaml; otherwise in the interpreter running Snakemake.
+USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+KDSEG = "python -m kdseg.cli" if USE_CONDA else f"{sys.executable} -m kdseg.cli"
+MLFLOW_URI = config.get("mlflow_uri") or os.environ.get(
+    "MLFLOW_TRACKING_URI", f"sqlite:///{Path('results/mlflow.db').resolve()}"
+)
+DATASETS = list(config["datasets"])
+VARIANTS = list(config["variants"])
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    variant="|".join(VARIANTS),
+    budget=r"full|scribbles|scans-[0-9]+(\.[0-9]+)?",
+    seed=r"[0-9]+",
+    study="|".join(STUDIES),
+
+
+def data_root(dataset):
+    return str(dataset_root(config, dataset))
+
+
+def experiment_name(study):
+    return f"kdseg/{SCALE}/{study}"
+
+
+def run_dir(job):
+    return f"{RESULTS}/runs/{job.dataset}/{job.variant}/{job.budget}/seed{job.seed}"
+
+
+def study_metrics(wildcards):
+    return [
+        f"{run_dir(job)}/metrics.json" for job in study_jobs(config, wildcards.study)
+    ]
+
+
+def job_of(wildcards):
+    return Job(
+        wildcards.dataset, wildcards.variant, wildcards.budget, int(wildcards.seed)
+    )
+
+
+def dataset_inputs(wildcards):
+    if config["data"] == "real":
+        return []
+    return [f"{data_root(wildcards.dataset)}/meta.json"]
+
+
+def study_json(wildcards):
+    study = dict(config["studies"][wildcards.study])
+    study["seeds"] = study_seeds(config, wildcards.study)
+    study["scale"] = SCALE
+    study["display"] = {
+        v: config["variants"][v].get("display", v) for v in study["rows"]
+    }
+    return json.dumps(study)
+
+
+def reported_csv(wildcards):
+    path = config.get("reported_numbers")
+    return path if config["data"] == "real" and path else "none"

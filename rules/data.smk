@@ -1,0 +1,52 @@
+# Datasets: generate the embedded synthetic data, or check the real data under data_root;
+# then write the label-budget split files.
+
+
+rule generate_street:
+    output:
+        meta=f"{config['data_root']}/synthetic/{{gscale}}/{{dataset}}/meta.json",
+    log:
+        "logs/data/generate_{gscale}_{dataset}.log",
+    wildcard_constraints:
+        gscale="smoke|default",
+    conda:
+        "../envs/kdseg.yaml"
+    threads: 2
+    params:
+        kdseg=KDSEG,
+    shell:
+        "{params.kdseg} generate --scale {wildcards.gscale} --workers {threads} "
+        "--out $(dirname {output.meta}) > {log} 2>&1"
+
+
+rule check_dataset:
+    input:
+        dataset_inputs,
+    output:
+        ready=f"{RESULTS}/data/{{dataset}}.json",
+    log:
+        f"{LOGS}/data/check_{{dataset}}.log",
+    conda:
+        "../envs/kdseg.yaml"
+    params:
+        kdseg=KDSEG,
+        root=lambda wc: data_root(wc.dataset),
+    shell:
+        "{params.kdseg} check-data --data {params.root:q} --out {output.ready} > {log} 2>&1"
+
+
+rule split:
+    input:
+        ready=f"{RESULTS}/data/{{dataset}}.json",
+    output:
+        split=f"{RESULTS}/splits/{{dataset}}/{{budget}}/seed{{seed}}.json",
+    log:
+        f"{LOGS}/splits/{{dataset}}/{{budget}}/seed{{seed}}.log",
+    conda:
+        "../envs/kdseg.yaml"
+    params:
+        kdseg=KDSEG,
+        root=lambda wc: data_root(wc.dataset),
+    shell:
+        "{params.kdseg} split --data {params.root:q} --dataset {wildcards.dataset} "
+        "--budget {wildcards.budget} --seed {wildcards.seed} --out {output.split} > {log} 2>&1"

@@ -1,0 +1,119 @@
+"""Workflow configuration: schema + semantic validation, job enumeration, conda pins."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kdseg.errors import ConfigError
+from kdseg.workflow import (
+    Job,
+    dataset_root,
+    home_study,
+    study_jobs,
+    validate_config,
+    variant_fingerprint,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "config" / "schema.yaml"
+
+
+@pytest.fixture
+def config() -> dict:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def test_shipped_config_is_valid(config):
+    validate_config(config, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key", "problem"),
+    [
+        (lambda c: c.update(scale="huge"), "scale", "not one of"),
+        (lambda c: c.update(data="cloud"), "data", "is not one of"),
+        (lambda c: c.update(typo_key=1), "<root>", "typo_key"),
+        (
+            lambda c: c["variants"]["lasermix"].update(method="laser"),
+            "variants.lasermix.method",
+            "unknown method 'laser'",
+        ),
+        (
+            lambda c: c["variants"]["lasermix"].update(options={"pseudo_treshold": 0.8}),
+            "variants.lasermix.options.pseudo_treshold",
+            "unknown option",
+        ),
+        (
+            lambda c: c["variants"]["lasermix"].update(options={"pseudo_threshold": "high"}),
+            "variants.lasermix.options.pseudo_threshold",
+            "expected float",
+        ),
+        (
+            lambda c: c["studies"]["table1"]["rows"].append("ignet"),
+            "studies.table1.rows[3]",
+            "unknown variant 'ignet'",
+        ),
+        (
+            lambda c: c["studies"]["table1"]["budgets"].append("scans-0"),
+            "studies.table1.budgets[6]",
+            "budget",
+        ),
+        (
+            lambda c: c["studies"]["table1"].update(seeds=[0, "one"]),
+            "studies.table1.seeds[1]",
+            "not of type 'integer'",
+        ),
+        (
+            lambda c: c["studies"]["table1"].update(per_class_budget="scans-5"),
+            "studies.table1.per_class_budget",
+            "not among the budgets",
+        ),
+        (
+            lambda c: c["scales"]["smoke"].update(train_scale="tiny"),
+            "scales.smoke.train_scale",
+            "is not one of",
+        ),
+    ],
+)
+def test_bad_config_names_the_key(config, mutate, key, problem):
+    bad = copy.deepcopy(config)
+    mutate(bad)
+    with pytest.raises(ConfigError) as err:
+        validate_config(bad, SCHEMA)
+    assert err.value.key == key, str(err.value)
+    assert problem in err.value.problem, str(err.value)
+
+
+def test_study_jobs_and_scale_seeds(config):
+    jobs = study_jobs(config, "table1")
+    assert len(jobs) == 3 * 6 * 3
+    config["scale"] = "smoke"
+    smoke = study_jobs(config, "table1")
+    assert len(smoke) == 3 * 6 and {j.seed for j in smoke} == {0}
+    assert home_study(config, smoke[0]) == "table1"
+    assert Job("street", "lasermix", "scans-10", 0).key == "street/lasermix/scans-10/seed0"
+
+
+def test_variant_fingerprint_changes_only_with_that_variant(config):
+    before = {v: variant_fingerprint(config, v) for v in config["variants"]}
+    config["variants"]["lasermix"]["options"] = {"mix_weight": 2.0}
+    after = {v: variant_fingerprint(config, v) for v in config["variants"]}
+    assert [v for v in before if before[v] != after[v]] == ["lasermix"]
+
+
+def test_dataset_roots(config):
+    assert dataset_root(config, "street") == Path("data/synthetic/default/street")
+    config.update(data="real", data_root="/datasets")
+    assert dataset_root(config, "street") == Path("/datasets/semantickitti")
+
+
+def test_conda_env_pins_match_pyproject():
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    env = yaml.safe_load((REPO / "envs" / "kdseg.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert pip == deps
