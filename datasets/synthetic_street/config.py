@@ -8,7 +8,7 @@ from typing import Any
 
 from kdseg.errors import ConfigError
 
-GENERATOR_VERSION: str = "1"
+GENERATOR_VERSION: str = "2"
 """Bumped whenever the same config would produce different bytes."""
 
 
@@ -46,8 +46,8 @@ class StreetConfig:
     source_images: int = _f(200, "number of source-style images with dense 2D labels")
     source_width: int = _f(480, "source image width, pixels")
     source_height: int = _f(144, "source image height, pixels")
-    scribble_half_width_m: float = _f(0.07, "half width of a scribble stroke in bird's-eye view, m")
-    scribble_spacing_m: float = _f(16.0, "spacing of the strokes across ground regions, metres")
+    scribble_half_width_m: float = _f(0.08, "half width of a scribble stroke in bird's-eye view, m")
+    scribble_spacing_m: float = _f(15.0, "spacing of the strokes across ground regions, metres")
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -19,6 +19,8 @@ PAINTS: np.ndarray = np.array(
      [0.85, 0.75, 0.3], [0.2, 0.45, 0.25], [0.95, 0.95, 0.95]]
 )
 """Car paint colours (RGB in [0, 1]) divided by the palette colour when rendering."""
+FENCE_STROKE_SPACING = 2.5
+"""Spacing of the scribble strokes across fences and walls, metres."""
 
 
 @dataclass
@@ -31,15 +33,18 @@ class Builder:
     next_instance: int = 1
 
     def entity(self, raw: int, xy: tuple[float, float], yaw: float, ext: tuple[float, float],
-               speed: float = 0.0, tint: tuple[float, float, float] | None = None) -> int:
-        """Add an entity; things get a fresh instance id; ``speed`` (m/s) is along ``yaw``."""
+               speed: float = 0.0, tint: tuple[float, float, float] | None = None,
+               spacing: float = 0.0) -> int:
+        """Add an entity; things get a fresh instance id; ``speed`` (m/s) is along ``yaw``;
+        ``spacing`` (m) of periodic scribble strokes across the long axis (0: none)."""
         inst = 0
         if raw in THING_RAW_IDS:
             inst, self.next_instance = self.next_instance, self.next_instance + 1
         if tint is None:
             tint = tuple(self.rng.uniform(0.85, 1.15, size=3))
         vel = (speed * np.cos(yaw), speed * np.sin(yaw))
-        return self.ents.add(raw, xy, yaw, ext, instance=inst, velocity=vel, tint=tint)
+        return self.ents.add(raw, xy, yaw, ext, instance=inst, velocity=vel, tint=tint,
+                             spacing=spacing)
 
     def paint(self) -> tuple[float, float, float]:
         return tuple(PAINTS[self.rng.integers(len(PAINTS))] * self.rng.uniform(0.9, 1.1, 3))
@@ -109,6 +114,20 @@ class Builder:
                                  shade=0.8)
         return length
 
+    def parked_rider(self, x: float, y: float, yaw: float, motor: bool) -> None:
+        """Static bicyclist (31) or motorcyclist (32): a rider standing beside or sitting on a
+        parked two-wheeler; bike and rider form one instance, as in SemanticKITTI."""
+        raw = 32 if motor else 31
+        beside = self.rng.random() < 0.5
+        self.two_wheeler(raw, x, y, yaw, motor=motor, rider=not beside)
+        if beside:
+            ent = len(self.ents.raw) - 1
+            c, s = np.cos(yaw), np.sin(yaw)
+            px, py = x + s * 0.55, y - c * 0.55  # on the far side from the road
+            height = self.rng.uniform(1.6, 1.85)
+            self.prims.cylinder(ent, (px, py), 0.0, height - 0.24, 0.2)
+            self.prims.ellipsoid(ent, (px, py, height - 0.12), (0.11, 0.11, 0.12), shade=0.8)
+
     def person(self, raw: int, x: float, y: float, yaw: float, speed: float = 0.0) -> None:
         """Body cylinder + head ellipsoid."""
         height = self.rng.uniform(1.55, 1.9)
@@ -118,13 +137,14 @@ class Builder:
         self.prims.ellipsoid(ent, (x, y, height - 0.12), (0.11, 0.11, 0.12), shade=0.8)
 
     # ------------------------------------------------------------------ street furniture
-    def tree(self, x: float, y: float) -> None:
-        """Trunk (71) and crown (70) as two entities."""
-        h = self.rng.uniform(1.8, 3.2)
-        r = self.rng.uniform(0.15, 0.3)
+    def tree(self, x: float, y: float, big: bool = False) -> None:
+        """Trunk (71) and crown (70) as two entities; ``big`` trees have wider, taller crowns."""
+        h = self.rng.uniform(1.6, 3.0)
+        r = self.rng.uniform(0.15, 0.3) * (1.4 if big else 1.0)
         ent = self.entity(71, (x, y), 0.0, (r, r))
         self.prims.cylinder(ent, (x, y), 0.0, h + 0.5, r)
-        rxy, rz = self.rng.uniform(1.2, 2.6), self.rng.uniform(1.2, 2.4)
+        scale = 1.5 if big else 1.0
+        rxy, rz = self.rng.uniform(1.3, 2.6) * scale, self.rng.uniform(1.3, 2.4) * scale
         crown = self.entity(70, (x, y), 0.0, (rxy, rxy))
         self.prims.ellipsoid(crown, (x, y, h + 0.7 * rz), (rxy, rxy * self.rng.uniform(0.8, 1.2),
                                                            rz))
@@ -134,6 +154,28 @@ class Builder:
         rz = self.rng.uniform(0.4, 0.9)
         ent = self.entity(70, (x, y), 0.0, (rx, ry))
         self.prims.ellipsoid(ent, (x, y, 0.15 + rz * 0.6), (rx, ry, rz))
+
+    def hedge(self, x0: float, x1: float, y0: float, y1: float, height: float) -> None:
+        """Vegetation (70): a clipped hedge filling the rectangle, ``height`` m tall."""
+        self._rect(70, x0, x1, y0, y1, 0.0, height)
+
+    def wall(self, x0: float, x1: float, y0: float, y1: float, height: float) -> None:
+        """Fence (51): a fence or garden wall filling the thin rectangle, ``height`` m tall."""
+        self._rect(51, x0, x1, y0, y1, 0.15, height)
+
+    def block(self, x0: float, x1: float, y0: float, y1: float, height: float) -> None:
+        """Building (50): an axis-aligned block with a darker band of windows per floor."""
+        self._rect(50, x0, x1, y0, y1, 0.0, height)
+
+    def _rect(self, raw: int, x0: float, x1: float, y0: float, y1: float, z0: float,
+              height: float) -> None:
+        long_x = (x1 - x0) >= (y1 - y0)
+        hx, hy = (x1 - x0) / 2, (y1 - y0) / 2
+        ext = (hx, hy) if long_x else (hy, hx)
+        ent = self.entity(raw, ((x0 + x1) / 2, (y0 + y1) / 2), 0.0 if long_x else np.pi / 2,
+                          ext, spacing=FENCE_STROKE_SPACING if raw == 51 else 0.0)
+        self.prims.box(ent, ((x0 + x1) / 2, (y0 + y1) / 2, z0 + height / 2),
+                       (hx, hy, height / 2), 0.0)
 
     def street_light(self, x: float, y: float, side: int) -> None:
         """Pole (80) with an arm reaching over the road."""
@@ -149,19 +191,6 @@ class Builder:
         size = self.rng.uniform(0.3, 0.45)
         plate = self.entity(81, (x, y), yaw + np.pi / 2, (size, 0.03))
         self.prims.box(plate, (x, y, 2.6 - size), (0.03, size, size), yaw)
-
-    def building(self, x0: float, x1: float, y_near: float, side: int) -> None:
-        """A building whose front faces the road at ``|y| = y_near``."""
-        depth, height = self.rng.uniform(8, 20), self.rng.uniform(5, 25)
-        yc = side * (y_near + depth / 2)
-        ent = self.entity(50, ((x0 + x1) / 2, yc), 0.0, ((x1 - x0) / 2, depth / 2))
-        self.prims.box(ent, ((x0 + x1) / 2, yc, height / 2), ((x1 - x0) / 2, depth / 2,
-                                                                  height / 2), 0.0)
-
-    def fence(self, x0: float, x1: float, y: float) -> None:
-        h = self.rng.uniform(0.9, 1.6)
-        ent = self.entity(51, ((x0 + x1) / 2, y), 0.0, ((x1 - x0) / 2, 0.04))
-        self.prims.box(ent, ((x0 + x1) / 2, y, 0.15 + h / 2), ((x1 - x0) / 2, 0.04, h / 2), 0.0)
 
     def structure(self, x: float, y: float, side: int) -> None:
         """Other-structure (52, ignored): a bus shelter (back wall + roof)."""

@@ -1,7 +1,8 @@
 """ScribbleKITTI-like weak labels: thin bird's-eye-view strokes through every scene entity.
 
 Each entity carries a cross of strokes through its centre along its principal axes; ground
-regions (entities with a stroke spacing) also get periodic strokes across their long axis.
+regions and fences (entities with a stroke spacing) also get periodic strokes across their long
+axis; thin walls get only those, not the line along their length.
 A point is scribbled when it lies within the stroke half width of one of its own entity's
 strokes; an entity seen in the frame without any scribbled point gets its point nearest to a
 stroke scribbled. Points of classes that map to ignore are never scribbled.
@@ -13,6 +14,10 @@ import numpy as np
 from kdseg.datasets.semantickitti_labels import RAW_TO_TRAIN_LUT
 
 from .entities import Entities
+
+THIN_WALL_M = 0.3
+"""Entities with periodic strokes thinner (half width across, metres) than this get no centre
+line stroke: a bird's-eye-view line along a thin wall would scribble all of its face."""
 
 
 def stroke_distance(world_xy: np.ndarray, entity: np.ndarray, ents: Entities, time: float
@@ -31,9 +36,11 @@ def stroke_distance(world_xy: np.ndarray, entity: np.ndarray, ents: Entities, ti
     a = c * rel[:, 0] + s * rel[:, 1]  # along the long axis
     b = -s * rel[:, 0] + c * rel[:, 1]  # across
     ext = ents.extent[entity]
-    along = np.where(np.abs(a) <= ext[:, 0], np.abs(b), np.inf)  # centre line
-    across = np.where(np.abs(b) <= ext[:, 1], np.abs(a), np.inf)  # stroke through the centre
     spacing = ents.spacing[entity]
+    # centre line, except on thin walls with periodic strokes (it would cover their whole face)
+    thin_wall = (spacing > 0) & (ext[:, 1] < THIN_WALL_M)
+    along = np.where((np.abs(a) <= ext[:, 0]) & ~thin_wall, np.abs(b), np.inf)
+    across = np.where(np.abs(b) <= ext[:, 1], np.abs(a), np.inf)  # stroke through the centre
     periodic = np.where(
         (spacing > 0) & (np.abs(b) <= ext[:, 1]),
         np.abs(np.mod(a + spacing / 2, np.where(spacing > 0, spacing, 1.0)) - spacing / 2),
