@@ -87,11 +87,25 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
     m.set_defaults(func=commands.mlflow_init)
 
 
+def _add_report_commands(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser("report", help="render a study's tables (LaTeX, PDF) and budget curve")
+    r.add_argument("--study-json", required=True, help="study definition (JSON object)")
+    r.add_argument("--reported", help="reported_numbers.csv to print beside ours, or 'none'")
+    r.add_argument("--tex", required=True)
+    r.add_argument("--pdf", required=True)
+    r.add_argument("--curve-pdf", required=True)
+    r.add_argument("--curve-png", required=True)
+    r.add_argument("--engine", choices=["auto", "latex", "matplotlib"], default="auto")
+    r.add_argument("metrics", nargs="*", help="metrics.json files of the study's runs")
+    r.set_defaults(func=commands.report)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kdseg", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     _add_data_commands(sub)
     _add_train_commands(sub)
+    _add_report_commands(sub)
     return p
 
 

@@ -84,28 +84,29 @@ def train(args: argparse.Namespace) -> int:
         raise SystemExit("kdseg train: give --split FILE or --budget B")
     options = json.loads(args.options_json) if args.options_json else {}
     options.update(parse_key_values(args.option, "--option"))
-    tracker = None
+    run = {
+        "data_root": args.data,
+        "split": budget_split,
+        "method": args.method,
+        "out_dir": args.out,
+        "scale": args.scale,
+        "seed": args.seed,
+        "options": options,
+        "variant": args.variant,
+    }
     if args.mlflow_experiment:
-        from kdseg.mlflow_tracking import tracker_for_job
+        from kdseg.mlflow_tracking import log_run_outputs, tracker_for_job
 
         tags = {k: str(v) for k, v in parse_key_values(args.tag, "--tag").items()}
-        job_key = (
-            args.job_key
-            or f"{budget_split.dataset}/{args.variant or args.method}/"
-            f"{budget_split.budget}/seed{args.seed}"
+        variant = args.variant or args.method
+        job_key = args.job_key or (
+            f"{budget_split.dataset}/{variant}/{budget_split.budget}/seed{args.seed}"
         )
-        tracker = tracker_for_job(args.mlflow_experiment, job_key, tags, args.mlflow_uri)
-    result = train_run(
-        args.data,
-        budget_split,
-        args.method,
-        args.out,
-        scale=args.scale,
-        seed=args.seed,
-        options=options,
-        tracker=tracker,
-        variant=args.variant,
-    )
+        with tracker_for_job(args.mlflow_experiment, job_key, tags, args.mlflow_uri) as tracker:
+            result = train_run(**run, tracker=tracker)
+            log_run_outputs(tracker, args.out)
+    else:
+        result = train_run(**run)
     print(
         f"{args.variant or args.method} / {budget_split.budget} / seed {args.seed}: "
         f"mIoU {100 * result['miou']:.2f} in {result['wall_time_s']:.1f} s -> {args.out}"
@@ -115,11 +116,34 @@ def train(args: argparse.Namespace) -> int:
 
 def mlflow_init(args: argparse.Namespace) -> int:
     from kdseg.io import write_json
-    from kdseg.mlflow_tracking import init_store
+    from kdseg.mlflow_store import init_store
 
     ids = init_store(args.uri, list(args.experiments))
     write_json(args.out, {"tracking_uri": args.uri, "experiments": ids})
     print(json.dumps(ids))
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    """Render one study's tables and figure from its runs' metrics.json files."""
+    from kdseg.report.cli import render_study
+    from kdseg.report.study import StudyDef
+
+    study = StudyDef.from_dict(json.loads(args.study_json))
+    reported = None if args.reported in (None, "none") else Path(args.reported)
+    result = render_study(
+        study,
+        args.metrics,
+        args.tex,
+        args.pdf,
+        args.curve_pdf,
+        args.curve_png,
+        reported,
+        engine=args.engine,
+    )
+    for item in result.missing:
+        print(f"missing run: {item}")
+    print(f"{study.name}: PDF via {result.engine}; " + ", ".join(map(str, result.outputs)))
     return 0
 
 

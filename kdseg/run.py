@@ -86,7 +86,8 @@ def train_run(
 ) -> dict[str, Any]:
     """Train ``method`` on ``split`` and evaluate it on the validation sequences.
 
-    Returns the metrics dictionary that is also written to ``out_dir/metrics.json``.
+    Returns the metrics dictionary that is also written to ``out_dir/metrics.json``. ``tracker``
+    receives params and per-iteration losses; its owner finishes it.
     """
     out = Path(out_dir)
     run_scale = get_scale(scale)
@@ -154,5 +155,5 @@ def train_run(
         torch.save(net.state_dict(), fh)
     write_json(out / "metrics.json", result)
     trk.log_metrics({"parameters": params, "inference_latency_ms": latency})
-    trk.finish()
+    log.finish()  # the caller owns `tracker` and finishes it
     return result

@@ -143,3 +143,33 @@ def dataset_root(config: dict[str, Any], dataset: str) -> Path:
     if config["data"] == "real":
         return root / config["datasets"][dataset]["real_path"]
     return root / "synthetic" / scale_settings(config)["generator_scale"] / dataset
+
+
+def study_definition(config: dict[str, Any], study: str) -> dict[str, Any]:
+    """The study as plain data for :meth:`kdseg.report.study.StudyDef.from_dict`.
+
+    Rows carry the variants' display names; seeds are those of the active scale; the
+    reported-number mapping is attached (the report adds those rows only for real data).
+    """
+    s = config["studies"][study]
+    ds = config["datasets"][s["dataset"]]
+    real = config["data"] == "real"
+    out: dict[str, Any] = {
+        "name": study,
+        "title": s["title"],
+        "dataset": s["dataset"],
+        "dataset_display": (
+            ds.get("reported_dataset", s["dataset"]) if real else f"synthetic {s['dataset']}"
+        ),
+        "rows": [[v, config["variants"][v].get("display", v)] for v in s["rows"]],
+        "columns": list(s["budgets"]),
+        "seeds": study_seeds(config, study),
+        "scale": config["scale"],
+        "per_class_budget": s.get("per_class_budget"),
+    }
+    if s.get("reported"):
+        out["reported"] = {
+            "dataset": ds.get("reported_dataset", s["dataset"]),
+            "methods": s["reported"],
+        }
+    return out

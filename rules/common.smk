@@ -11,6 +11,7 @@ from kdseg.workflow import (
     home_study,
     scale_settings,
     study_jobs,
+    study_definition,
     study_seeds,
     validate_config,
     variant_fingerprint,
@@ -73,13 +74,7 @@ def dataset_inputs(wildcards):
 
 
 def study_json(wildcards):
-    study = dict(config["studies"][wildcards.study])
-    study["seeds"] = study_seeds(config, wildcards.study)
-    study["scale"] = SCALE
-    study["display"] = {
-        v: config["variants"][v].get("display", v) for v in study["rows"]
-    }
-    return json.dumps(study)
+    return json.dumps(study_definition(config, wildcards.study))
 
 
 def reported_csv(wildcards):

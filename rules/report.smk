@@ -18,7 +18,7 @@ rule report_study:
         study=study_json,
         reported=reported_csv,
     shell:
-        "{params.kdseg} report --study {wildcards.study} --study-json {params.study:q} "
+        "{params.kdseg} report --study-json {params.study:q} "
         "--reported {params.reported:q} --tex {output.tex} --pdf {output.pdf} "
         "--curve-pdf {output.curve_pdf} --curve-png {output.curve_png} "
         "{input.metrics} > {log} 2>&1"

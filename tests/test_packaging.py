@@ -73,3 +73,20 @@ def test_top_level_folders_absent_without_pypi_package():
     first, second = _run_from_repo_root(code).split()
     assert second == "kdseg-ok"
     assert first == "missing" or not first.startswith(str(REPO)), first
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    from kdseg.io import atomic_open, write_text
+
+    target = tmp_path / "out.json"
+    write_text(target, "old")
+    try:
+        with atomic_open(target, "w") as fh:
+            fh.write("half")
+            raise RuntimeError("killed")
+    except RuntimeError:
+        pass
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+    mode = target.stat().st_mode & 0o777
+    assert mode & 0o044, f"written files must be readable by others per umask, got {oct(mode)}"

@@ -1,0 +1,106 @@
+"""Load ``metrics.json`` files into one tidy :class:`pandas.DataFrame` (one row per run).
+
+Columns: ``variant``, ``method``, ``budget``, ``seed``, ``dataset``, ``scale``, ``miou`` (in %),
+``iou/<class>`` (in %, ``nan`` for a class absent from the validation frames) and ``path``.
+Every problem with a file raises :class:`kdseg.errors.DataFormatError` naming that file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kdseg.datasets.semantickitti_labels import CLASS_NAMES
+from kdseg.errors import DataFormatError
+
+REQUIRED_KEYS: tuple[str, ...] = ("miou", "per_class_iou", "config")
+REQUIRED_CONFIG_KEYS: tuple[str, ...] = ("method", "variant", "dataset", "budget", "seed", "scale")
+IOU_PREFIX = "iou/"
+
+
+def _score(path: Path, key: str, value: Any, allow_nan: bool) -> float:
+    """A score in [0, 1] as a float; ``None``/``nan`` only where ``allow_nan``."""
+    if value is None and allow_nan:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DataFormatError(path, f"{key} must be a number, got {value!r}")
+    v = float(value)
+    if math.isnan(v):
+        if allow_nan:
+            return v
+        raise DataFormatError(path, f"{key} is NaN")
+    if not 0.0 <= v <= 1.0:
+        raise DataFormatError(path, f"{key} = {v} is outside [0, 1] (scores are fractions)")
+    return v
+
+
+def load_metrics(path: str | Path) -> dict[str, Any]:
+    """Read and validate one ``metrics.json``; returns one tidy record (scores in %)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataFormatError(path, f"cannot read metrics file ({exc.strerror})") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(path, f"not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    if not isinstance(data, dict):
+        raise DataFormatError(path, f"expected a JSON object, got {type(data).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise DataFormatError(path, f"missing key(s) {missing}")
+    cfg = data["config"]
+    if not isinstance(cfg, dict):
+        raise DataFormatError(path, "'config' must be an object")
+    missing = [k for k in REQUIRED_CONFIG_KEYS if k not in cfg]
+    if missing:
+        raise DataFormatError(path, f"missing key(s) {['config.' + k for k in missing]}")
+    if isinstance(cfg["seed"], bool) or not isinstance(cfg["seed"], int):
+        raise DataFormatError(path, f"config.seed must be an integer, got {cfg['seed']!r}")
+    per_class = data["per_class_iou"]
+    if not isinstance(per_class, dict):
+        raise DataFormatError(path, "'per_class_iou' must be an object {class: IoU}")
+    absent = [c for c in CLASS_NAMES if c not in per_class]
+    if absent:
+        raise DataFormatError(path, f"per_class_iou lacks class(es) {absent}")
+    record: dict[str, Any] = {
+        "variant": str(cfg["variant"]),
+        "method": str(cfg["method"]),
+        "budget": str(cfg["budget"]),
+        "seed": int(cfg["seed"]),
+        "dataset": str(cfg["dataset"]),
+        "scale": str(cfg["scale"]),
+        "miou": 100.0 * _score(path, "miou", data["miou"], allow_nan=False),
+    }
+    for c in CLASS_NAMES:
+        key = f"per_class_iou.{c}"
+        record[IOU_PREFIX + c] = 100.0 * _score(path, key, per_class[c], allow_nan=True)
+    record["path"] = str(path)
+    return record
+
+
+def collect_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Load many ``metrics.json`` files; two files of one (variant, budget, seed) are an error."""
+    records = [load_metrics(p) for p in paths]
+    columns = [
+        "variant", "method", "budget", "seed", "dataset", "scale", "miou",
+        *(IOU_PREFIX + c for c in CLASS_NAMES), "path",
+    ]  # fmt: skip
+    df = pd.DataFrame.from_records(records, columns=columns)
+    key = ["variant", "budget", "seed", "dataset", "scale"]
+    dup = df[df.duplicated(key, keep=False)]
+    if not dup.empty:
+        first = dup.iloc[0]
+        same = dup[(dup[key] == first[key]).all(axis=1)]["path"].tolist()
+        raise DataFormatError(
+            same[-1],
+            f"same run (variant={first['variant']}, budget={first['budget']}, "
+            f"seed={first['seed']}) as {same[:-1]}",
+        )
+    return df
