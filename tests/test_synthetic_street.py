@@ -30,8 +30,16 @@ from kdseg.geometry import transform_points
 
 SMOKE = StreetConfig.for_scale("smoke")
 # a little larger than smoke: enough beams and frames to see every class
-RICHER = StreetConfig.for_scale("smoke", beams=32, azimuth_steps=512, train_frames=6,
-                                val_frames=3, image_width=240, image_height=72, source_images=2)
+RICHER = StreetConfig.for_scale(
+    "smoke",
+    beams=32,
+    azimuth_steps=512,
+    train_frames=6,
+    val_frames=3,
+    image_width=240,
+    image_height=72,
+    source_images=2,
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +59,11 @@ def _frames(ds: SemanticKITTI):
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_layout_and_readers(smoke_root: Path) -> None:
@@ -103,8 +114,12 @@ def test_instances_consistent_and_moving(rich: SemanticKITTI) -> None:
         f = rich.frame("00", i)
         raw, inst = read_label(rich.path("00", "labels", i))
         world = transform_points(poses[i], f.points[:, :3])
-        per_frame.append({int(k): (int(raw[inst == k][0]), world[inst == k].mean(axis=0))
-                          for k in np.unique(inst[inst > 0])})
+        per_frame.append(
+            {
+                int(k): (int(raw[inst == k][0]), world[inst == k].mean(axis=0))
+                for k in np.unique(inst[inst > 0])
+            }
+        )
         things = RAW_TO_TRAIN_LUT[raw.astype(np.int64)] < 8
         assert (inst[things] > 0).all() and (inst[~things] == 0).all()
     common = set(per_frame[0]) & set(per_frame[1])
@@ -166,21 +181,28 @@ def test_regenerate_same_config_returns_and_other_config_fails(smoke_root: Path)
 
 
 def test_source_style_differs(tmp_path: Path) -> None:
-    cfg = StreetConfig.for_scale("smoke", source_images=3, val_sequences=(), train_frames=3,
-                                 image_width=160, image_height=48)
+    cfg = StreetConfig.for_scale(
+        "smoke", source_images=3, val_sequences=(), train_frames=3, image_width=160, image_height=48
+    )
     root = generate(tmp_path / "s", cfg)
     ds = SemanticKITTI(root)
 
     def mean_colours(images: list[np.ndarray], labels: list[np.ndarray]) -> dict[int, np.ndarray]:
-        img, lab = np.concatenate([i.reshape(-1, 3) for i in images]), np.concatenate(
-            [x.ravel() for x in labels])
+        img, lab = (
+            np.concatenate([i.reshape(-1, 3) for i in images]),
+            np.concatenate([x.ravel() for x in labels]),
+        )
         return {c: img[lab == c].mean(axis=0) for c in (8, 12, 14) if (lab == c).sum() > 50}
 
-    tgt = mean_colours([read_image(ds.path("00", "image_2", i)) for i in range(3)],
-                       [read_label_image(ds.path("00", "labels_2", i)) for i in range(3)])
+    tgt = mean_colours(
+        [read_image(ds.path("00", "image_2", i)) for i in range(3)],
+        [read_label_image(ds.path("00", "labels_2", i)) for i in range(3)],
+    )
     src_dir = root / "source"
-    src = mean_colours([read_image(p) for p in sorted((src_dir / "images").glob("*.png"))],
-                       [read_label_image(p) for p in sorted((src_dir / "labels").glob("*.png"))])
+    src = mean_colours(
+        [read_image(p) for p in sorted((src_dir / "images").glob("*.png"))],
+        [read_label_image(p) for p in sorted((src_dir / "labels").glob("*.png"))],
+    )
     common = set(tgt) & set(src)
     assert common
     for c in common:
@@ -222,11 +244,11 @@ def test_class_shares_resemble_semantickitti(rich: SemanticKITTI) -> None:
     for seq, i in _frames(rich):
         raw, _ = read_label(rich.path(seq, "labels", i))
         train = RAW_TO_TRAIN_LUT[raw.astype(np.int64)]
-        counts += np.bincount(np.where(train == 255, NUM_CLASSES, train),
-                              minlength=NUM_CLASSES + 1)
+        counts += np.bincount(np.where(train == 255, NUM_CLASSES, train), minlength=NUM_CLASSES + 1)
     share = counts / counts.sum()
     car, truck, other_vehicle, road, sidewalk, building, fence, vegetation = (
-        share[k] for k in (0, 3, 4, 8, 10, 12, 13, 14))
+        share[k] for k in (0, 3, 4, 8, 10, 12, 13, 14)
+    )
     assert 0.15 < road < 0.45, share
     assert vegetation > 0.08, share
     assert sidewalk > 0.05, share

@@ -40,8 +40,9 @@ def make_calibration(width: int, height: int, hfov_deg: float) -> Calibration:
     return Calibration(P=Ps, Tr=Tr)  # type: ignore[arg-type]
 
 
-def camera_rays(calib: Calibration, width: int, height: int, cam: int = 2
-                ) -> tuple[np.ndarray, np.ndarray]:
+def camera_rays(
+    calib: Calibration, width: int, height: int, cam: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
     """Centre ``(3,)`` and unit pixel rays ``(height * width, 3)`` of camera ``cam`` (LiDAR frame).
 
     Rays are row-major (``v * width + u``) through pixel centres, so a LiDAR point projected with

@@ -85,9 +85,19 @@ class StreetConfig:
                 raise ConfigError(key, f"must be > 0, got {getattr(self, key)!r}")
 
         for key in (
-            "train_frames", "val_frames", "frame_interval_s", "beams", "azimuth_steps",
-            "max_range_m", "image_width", "image_height", "camera_max_range_m",
-            "source_width", "source_height", "scribble_half_width_m", "scribble_spacing_m",
+            "train_frames",
+            "val_frames",
+            "frame_interval_s",
+            "beams",
+            "azimuth_steps",
+            "max_range_m",
+            "image_width",
+            "image_height",
+            "camera_max_range_m",
+            "source_width",
+            "source_height",
+            "scribble_half_width_m",
+            "scribble_spacing_m",
         ):
             positive(key)
         if self.beams > 64:

@@ -106,18 +106,30 @@ class PrimitiveList:
     entity: list[int] = field(default_factory=list)
     shade: list[float] = field(default_factory=list)
 
-    def box(self, ent: int, c: tuple[float, float, float], h: tuple[float, float, float],
-            yaw: float, shade: float = 1.0) -> None:
+    def box(
+        self,
+        ent: int,
+        c: tuple[float, float, float],
+        h: tuple[float, float, float],
+        yaw: float,
+        shade: float = 1.0,
+    ) -> None:
         """Oriented box: centre ``c``, half sizes ``h`` (local x, y, z), yaw about z."""
         self._add(BOX, (*c, *h, yaw), ent, shade)
 
-    def cylinder(self, ent: int, cxy: tuple[float, float], z0: float, z1: float, r: float,
-                 shade: float = 1.0) -> None:
+    def cylinder(
+        self, ent: int, cxy: tuple[float, float], z0: float, z1: float, r: float, shade: float = 1.0
+    ) -> None:
         """Vertical cylinder with axis at ``cxy`` from height ``z0`` to ``z1``, radius ``r``."""
         self._add(CYLINDER, (*cxy, z0, z1, r, 0.0, 0.0), ent, shade)
 
-    def ellipsoid(self, ent: int, c: tuple[float, float, float], r: tuple[float, float, float],
-                  shade: float = 1.0) -> None:
+    def ellipsoid(
+        self,
+        ent: int,
+        c: tuple[float, float, float],
+        r: tuple[float, float, float],
+        shade: float = 1.0,
+    ) -> None:
         """Axis-aligned ellipsoid with centre ``c`` and radii ``r``."""
         self._add(ELLIPSOID, (*c, *r, 0.0), ent, shade)
 
@@ -160,8 +172,9 @@ class Primitives:
         p = self.params
         cxy = p[:, :2]
         box, cyl = self.kind == BOX, self.kind == CYLINDER
-        radius = np.where(box, np.hypot(p[:, 3], p[:, 4]), np.where(cyl, p[:, 4],
-                                                                    np.maximum(p[:, 3], p[:, 4])))
+        radius = np.where(
+            box, np.hypot(p[:, 3], p[:, 4]), np.where(cyl, p[:, 4], np.maximum(p[:, 3], p[:, 4]))
+        )
         zmin = np.where(box, p[:, 2] - p[:, 5], np.where(cyl, p[:, 2], p[:, 2] - p[:, 5]))
         zmax = np.where(box, p[:, 2] + p[:, 5], np.where(cyl, p[:, 3], p[:, 2] + p[:, 5]))
         return cxy, radius, zmin, zmax
@@ -176,8 +189,16 @@ class GroundList:
     height: list[float] = field(default_factory=list)
     entity: list[int] = field(default_factory=list)
 
-    def add(self, ent: int, x0: float, x1: float, y0: float, y1: float, height: float,
-            dash: tuple[float, float] = (0.0, 0.0)) -> None:
+    def add(
+        self,
+        ent: int,
+        x0: float,
+        x1: float,
+        y0: float,
+        y1: float,
+        height: float,
+        dash: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
         """Rectangle ``[x0, x1) x [y0, y1)`` at ``height`` m; ``dash = (period, on)`` along x
         makes it dashed (period 0: solid)."""
         self.rect.append((x0, x1, y0, y1))

@@ -31,22 +31,33 @@ def _lot(b: Builder, plan: StreetPlan, lot: Lot) -> None:
     f = plan.frontage(s)
     for a, c in _spans(lot.x0 + 0.2, lot.x1 - 0.2, lot.drive):
         if lot.boundary == "hedge":
-            b.hedge(a, c, *_between(s, f + 0.1, f + 0.1 + rng.uniform(0.6, 1.3)),
-                    rng.uniform(1.0, 2.4))
+            b.hedge(
+                a, c, *_between(s, f + 0.1, f + 0.1 + rng.uniform(0.6, 1.3)), rng.uniform(1.0, 2.4)
+            )
         elif lot.boundary == "fence":
             wall = rng.random() < 0.4
-            b.wall(a, c, *_between(s, f + 0.1, f + (0.35 if wall else 0.15)),
-                   rng.uniform(0.9, 1.4) if wall else rng.uniform(1.0, 2.0))
+            b.wall(
+                a,
+                c,
+                *_between(s, f + 0.1, f + (0.35 if wall else 0.15)),
+                rng.uniform(0.9, 1.4) if wall else rng.uniform(1.0, 2.0),
+            )
     front = f + lot.setback
     yard = (f + 1.6, front - 1.2)  # |y| range of the front yard's planting
-    n_trees = {"house": int(rng.random() < 0.5), "block": 0, "garden": int(rng.integers(2, 5)),
-               "green": int(rng.integers(2, 6)), "yard": int(rng.random() < 0.3)}[lot.kind]
+    n_trees = {
+        "house": int(rng.random() < 0.5),
+        "block": 0,
+        "garden": int(rng.integers(2, 5)),
+        "green": int(rng.integers(2, 6)),
+        "yard": int(rng.random() < 0.3),
+    }[lot.kind]
     if lot.kind == "green":
         yard = (f + 1.6, f + rng.uniform(8, 20))
     if yard[1] > yard[0] + 0.5:
         for _ in range(n_trees):
-            b.tree(rng.uniform(lot.x0 + 1, lot.x1 - 1), s * rng.uniform(*yard),
-                   big=rng.random() < 0.5)
+            b.tree(
+                rng.uniform(lot.x0 + 1, lot.x1 - 1), s * rng.uniform(*yard), big=rng.random() < 0.5
+            )
         for _ in range(int(rng.integers(1, 5))):
             b.bush(rng.uniform(lot.x0 + 1, lot.x1 - 1), s * rng.uniform(*yard))
     if lot.kind == "green":
@@ -84,17 +95,19 @@ def _cross_rows(b: Builder, plan: StreetPlan) -> None:
                     x_near, x_far = face, face + flank * rng.uniform(8, 14)
                     if u < 0.5:
                         setback = flank * rng.uniform(0.0, 5.0)
-                        b.block(*sorted((x_near + setback, x_far + setback)), *ys,
-                                rng.uniform(5, 15))
+                        b.block(
+                            *sorted((x_near + setback, x_far + setback)), *ys, rng.uniform(5, 15)
+                        )
                     elif u < 0.8:
-                        b.hedge(*sorted((x_near, x_near + flank * 1.0)), *ys,
-                                rng.uniform(1.0, 2.2))
+                        b.hedge(*sorted((x_near, x_near + flank * 1.0)), *ys, rng.uniform(1.0, 2.2))
                         for _ in range(int(rng.integers(1, 4))):
-                            b.tree(face + flank * rng.uniform(3, 8), s * rng.uniform(y, y + length),
-                                   big=True)
+                            b.tree(
+                                face + flank * rng.uniform(3, 8),
+                                s * rng.uniform(y, y + length),
+                                big=True,
+                            )
                     else:
-                        b.wall(*sorted((x_near, x_near + flank * 0.15)), *ys,
-                               rng.uniform(1.0, 2.0))
+                        b.wall(*sorted((x_near, x_near + flank * 0.15)), *ys, rng.uniform(1.0, 2.0))
                     y += length + rng.uniform(0.5, 4.0)
 
 
@@ -134,8 +147,7 @@ def roadside(b: Builder, plan: StreetPlan, side: int) -> None:
         for k in range(int(rng.integers(1, 4))):
             b.two_wheeler(11, x + 0.8 * k, side * (walk_in + walk_w - 0.9), np.pi / 2)
     for x in walk((10, 80), (70, 160), 0.5):
-        b.parked_rider(x, side * (walk_in + walk_w * 0.62), 0.0 if side < 0 else np.pi,
-                       motor=False)
+        b.parked_rider(x, side * (walk_in + walk_w * 0.62), 0.0 if side < 0 else np.pi, motor=False)
     for x in walk((0, 30), (25, 60), 0.5):
         b.person(30, x, side * (walk_in + walk_w * rng.uniform(0.6, 0.8)), rng.uniform(-3, 3))
 

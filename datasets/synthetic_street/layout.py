@@ -129,13 +129,21 @@ def _plan_lots(rng: np.random.Generator, plan: StreetPlan, urban: float) -> list
             length = rng.uniform(12, 28)
             kind = LOT_KINDS[int(rng.choice(len(LOT_KINDS), p=weights))]
             if plan.clear_of_crossings(np.array([x, x + length / 2, x + length]), 0.5).all():
-                setback = {"house": rng.uniform(2.5, 6), "block": rng.uniform(0.0, 0.6),
-                           "garden": rng.uniform(9, 16), "green": 0.0,
-                           "yard": rng.uniform(3, 8)}[kind]
+                setback = {
+                    "house": rng.uniform(2.5, 6),
+                    "block": rng.uniform(0.0, 0.6),
+                    "garden": rng.uniform(9, 16),
+                    "green": 0.0,
+                    "yard": rng.uniform(3, 8),
+                }[kind]
                 p = rng.random()
-                boundary = {"house": "hedge" if p < 0.55 else "fence" if p < 0.85 else "none",
-                            "block": "none", "garden": "hedge" if p < 0.75 else "fence",
-                            "green": "hedge" if p < 0.6 else "none", "yard": "fence"}[kind]
+                boundary = {
+                    "house": "hedge" if p < 0.55 else "fence" if p < 0.85 else "none",
+                    "block": "none",
+                    "garden": "hedge" if p < 0.75 else "fence",
+                    "green": "hedge" if p < 0.6 else "none",
+                    "yard": "fence",
+                }[kind]
                 drive: tuple[float, ...] = ()
                 if kind in ("house", "yard") and rng.random() < 0.4:
                     d0 = x + rng.uniform(1, length - 5)
@@ -170,28 +178,50 @@ def plan_street(rng: np.random.Generator, length: float, max_range: float) -> St
     while crossings and np.abs(np.asarray(crossings) - bay0 - 13).min() < cross_half + 20:
         bay0 += 10.0
     plan = StreetPlan(
-        x0=x0, x1=x1, y_half=max_range + 40.0, lane=lane, park=park, verge=verge,
-        sidewalk=sidewalk, crossings=np.asarray(crossings), cross_half=cross_half,
-        parking=parking, lots=[],
+        x0=x0,
+        x1=x1,
+        y_half=max_range + 40.0,
+        lane=lane,
+        park=park,
+        verge=verge,
+        sidewalk=sidewalk,
+        crossings=np.asarray(crossings),
+        cross_half=cross_half,
+        parking=parking,
+        lots=[],
         street_trees=float(rng.uniform(9, 18)) if rng.random() < 0.8 else 0.0,
         bay=(bay0, bay0 + 26.0),
     )
     return dataclasses.replace(plan, lots=_plan_lots(rng, plan, float(rng.uniform(0.0, 1.0))))
 
 
-def build_ground(plan: StreetPlan, rng: np.random.Generator, ents: EntityTable,
-                 spacing: float) -> GroundList:
+def build_ground(
+    plan: StreetPlan, rng: np.random.Generator, ents: EntityTable, spacing: float
+) -> GroundList:
     """Ground rectangles of the street in priority order (later ones override earlier ones)."""
     g = GroundList()
     h = CURB_HEIGHT
 
-    def region(raw: int, x0: float, x1: float, y0: float, y1: float, height: float,
-               dash: tuple[float, float] = (0.0, 0.0), strokes: bool = True) -> None:
+    def region(
+        raw: int,
+        x0: float,
+        x1: float,
+        y0: float,
+        y1: float,
+        height: float,
+        dash: tuple[float, float] = (0.0, 0.0),
+        strokes: bool = True,
+    ) -> None:
         long_x = (x1 - x0) >= (y1 - y0)
         ext = ((x1 - x0) / 2, (y1 - y0) / 2) if long_x else ((y1 - y0) / 2, (x1 - x0) / 2)
-        ent = ents.add(raw, ((x0 + x1) / 2, (y0 + y1) / 2), 0.0 if long_x else np.pi / 2, ext,
-                       spacing=spacing if strokes else 0.0,
-                       tint=tuple(rng.uniform(0.97, 1.03, size=3)))
+        ent = ents.add(
+            raw,
+            ((x0 + x1) / 2, (y0 + y1) / 2),
+            0.0 if long_x else np.pi / 2,
+            ext,
+            spacing=spacing if strokes else 0.0,
+            tint=tuple(rng.uniform(0.97, 1.03, size=3)),
+        )
         g.add(ent, x0, x1, y0, y1, height, dash)
 
     X0, X1, Y = plan.x0, plan.x1, plan.y_half
@@ -202,8 +232,13 @@ def build_ground(plan: StreetPlan, rng: np.random.Generator, ents: EntityTable,
         region(48, X0, X1, *sorted((side * a, side * b)), h)
         for lot in plan.lots:
             if lot.side == side and lot.drive:
-                region(49, lot.drive[0], lot.drive[1],
-                       *sorted((side * b, side * (b + max(lot.setback, 2.0)))), h)
+                region(
+                    49,
+                    lot.drive[0],
+                    lot.drive[1],
+                    *sorted((side * b, side * (b + max(lot.setback, 2.0)))),
+                    h,
+                )
         region(40, X0, X1, *sorted((side * plan.road_half, side * plan.kerb_y(side))), 0.0)
     for side, p0, p1, marked in plan.parking:
         if marked:

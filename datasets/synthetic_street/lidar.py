@@ -17,10 +17,35 @@ HDL64_ELEVATIONS_DEG: np.ndarray = np.concatenate(
 
 #: mean remission per raw id (material); unknown ids use 0.3
 REMISSION: dict[int, float] = {
-    1: 0.1, 10: 0.35, 11: 0.3, 15: 0.35, 18: 0.4, 20: 0.4, 30: 0.3, 31: 0.3, 32: 0.3,
-    40: 0.18, 44: 0.22, 48: 0.3, 49: 0.28, 50: 0.35, 51: 0.3, 52: 0.35, 60: 0.75, 70: 0.12,
-    71: 0.2, 72: 0.25, 80: 0.4, 81: 0.9, 99: 0.3, 252: 0.35, 253: 0.3, 254: 0.3, 255: 0.35,
-    258: 0.4, 259: 0.4,
+    1: 0.1,
+    10: 0.35,
+    11: 0.3,
+    15: 0.35,
+    18: 0.4,
+    20: 0.4,
+    30: 0.3,
+    31: 0.3,
+    32: 0.3,
+    40: 0.18,
+    44: 0.22,
+    48: 0.3,
+    49: 0.28,
+    50: 0.35,
+    51: 0.3,
+    52: 0.35,
+    60: 0.75,
+    70: 0.12,
+    71: 0.2,
+    72: 0.25,
+    80: 0.4,
+    81: 0.9,
+    99: 0.3,
+    252: 0.35,
+    253: 0.3,
+    254: 0.3,
+    255: 0.35,
+    258: 0.4,
+    259: 0.4,
 }
 _REMISSION_LUT = np.full(1 << 16, 0.3)
 for _raw, _value in REMISSION.items():
@@ -78,8 +103,17 @@ class LidarScan:
 
 
 def simulate_scan(
-    scene: Scene, pose: np.ndarray, time: float, dirs: np.ndarray, rng: np.random.Generator,
-    *, max_range: float, min_range: float, noise: float, dropout: float, range_dropout: float,
+    scene: Scene,
+    pose: np.ndarray,
+    time: float,
+    dirs: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    max_range: float,
+    min_range: float,
+    noise: float,
+    dropout: float,
+    range_dropout: float,
 ) -> LidarScan:
     """Cast ``dirs (R, 3)`` (LiDAR frame) from ``pose`` at ``time`` s and turn hits into points.
 
@@ -89,8 +123,15 @@ def simulate_scan(
     n = dirs.shape[0]
     rot = pose[:3, :3]
     dirs_w = dirs @ rot.T
-    hits = cast(pose[:3, 3], dirs_w, scene.primitives_at(time), scene.ground, scene.curb_height,
-                scene.extent, max_range)
+    hits = cast(
+        pose[:3, 3],
+        dirs_w,
+        scene.primitives_at(time),
+        scene.ground,
+        scene.curb_height,
+        scene.extent,
+        max_range,
+    )
     # every random stream has a fixed size so the draws never depend on the scene
     u_drop, eps, u_out, u_frac = rng.random(n), rng.normal(0, 1, n), rng.random(n), rng.random(n)
     rem_noise = rng.normal(0, 0.05, n)
@@ -112,5 +153,10 @@ def simulate_scan(
     xyz = dirs[idx] * r_noisy[idx, None]
     points = np.concatenate([xyz, np.clip(remission[idx], 0.0, 1.0)[:, None]], axis=1)
     world = pose[:3, 3] + dirs_w[idx] * r[idx, None]
-    return LidarScan(points=points.astype(np.float32), raw=raw[idx], instance=inst[idx],
-                     entity=entity[idx], world=world)
+    return LidarScan(
+        points=points.astype(np.float32),
+        raw=raw[idx],
+        instance=inst[idx],
+        entity=entity[idx],
+        world=world,
+    )

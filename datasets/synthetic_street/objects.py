@@ -15,8 +15,16 @@ THING_RAW_IDS: frozenset[int] = frozenset(
     {10, 11, 13, 15, 18, 20, 30, 31, 32, 252, 253, 254, 255, 256, 257, 258, 259}
 )
 PAINTS: np.ndarray = np.array(
-    [[0.9, 0.9, 0.92], [0.15, 0.15, 0.17], [0.7, 0.1, 0.1], [0.1, 0.25, 0.6], [0.55, 0.57, 0.6],
-     [0.85, 0.75, 0.3], [0.2, 0.45, 0.25], [0.95, 0.95, 0.95]]
+    [
+        [0.9, 0.9, 0.92],
+        [0.15, 0.15, 0.17],
+        [0.7, 0.1, 0.1],
+        [0.1, 0.25, 0.6],
+        [0.55, 0.57, 0.6],
+        [0.85, 0.75, 0.3],
+        [0.2, 0.45, 0.25],
+        [0.95, 0.95, 0.95],
+    ]
 )
 """Car paint colours (RGB in [0, 1]) divided by the palette colour when rendering."""
 FENCE_STROKE_SPACING = 2.5
@@ -32,9 +40,16 @@ class Builder:
     prims: PrimitiveList = field(default_factory=PrimitiveList)
     next_instance: int = 1
 
-    def entity(self, raw: int, xy: tuple[float, float], yaw: float, ext: tuple[float, float],
-               speed: float = 0.0, tint: tuple[float, float, float] | None = None,
-               spacing: float = 0.0) -> int:
+    def entity(
+        self,
+        raw: int,
+        xy: tuple[float, float],
+        yaw: float,
+        ext: tuple[float, float],
+        speed: float = 0.0,
+        tint: tuple[float, float, float] | None = None,
+        spacing: float = 0.0,
+    ) -> int:
         """Add an entity; things get a fresh instance id; ``speed`` (m/s) is along ``yaw``;
         ``spacing`` (m) of periodic scribble strokes across the long axis (0: none)."""
         inst = 0
@@ -43,20 +58,23 @@ class Builder:
         if tint is None:
             tint = tuple(self.rng.uniform(0.85, 1.15, size=3))
         vel = (speed * np.cos(yaw), speed * np.sin(yaw))
-        return self.ents.add(raw, xy, yaw, ext, instance=inst, velocity=vel, tint=tint,
-                             spacing=spacing)
+        return self.ents.add(
+            raw, xy, yaw, ext, instance=inst, velocity=vel, tint=tint, spacing=spacing
+        )
 
     def paint(self) -> tuple[float, float, float]:
         return tuple(PAINTS[self.rng.integers(len(PAINTS))] * self.rng.uniform(0.9, 1.1, 3))
 
     # ------------------------------------------------------------------ vehicles
-    def _wheels(self, ent: int, x: float, y: float, yaw: float, half_l: float, half_w: float,
-                r: float) -> None:
+    def _wheels(
+        self, ent: int, x: float, y: float, yaw: float, half_l: float, half_w: float, r: float
+    ) -> None:
         c, s = np.cos(yaw), np.sin(yaw)
         for a in (-0.7 * half_l, 0.7 * half_l):
             for b in (-half_w + 0.12, half_w - 0.12):
-                self.prims.box(ent, (x + c * a - s * b, y + s * a + c * b, r), (r, 0.12, r), yaw,
-                               shade=0.25)
+                self.prims.box(
+                    ent, (x + c * a - s * b, y + s * a + c * b, r), (r, 0.12, r), yaw, shade=0.25
+                )
 
     def car(self, raw: int, x: float, y: float, yaw: float, speed: float = 0.0) -> float:
         """Body + cabin + wheels; returns the car length (m)."""
@@ -80,8 +98,9 @@ class Builder:
         self.prims.box(ent, (x + c * a_cab, y + s * a_cab, 1.55), (cab_l / 2, hw, 1.1), yaw)
         a_cargo = -length / 2 + cargo / 2
         hz = self.rng.uniform(1.4, 1.8)
-        self.prims.box(ent, (x + c * a_cargo, y + s * a_cargo, 0.6 + hz), (cargo / 2, hw, hz), yaw,
-                       shade=0.9)
+        self.prims.box(
+            ent, (x + c * a_cargo, y + s * a_cargo, 0.6 + hz), (cargo / 2, hw, hz), yaw, shade=0.9
+        )
         self._wheels(ent, x, y, yaw, length / 2, hw, 0.5)
         return length
 
@@ -94,13 +113,22 @@ class Builder:
         self._wheels(ent, x, y, yaw, length / 2, hw, 0.5)
         return length
 
-    def two_wheeler(self, raw: int, x: float, y: float, yaw: float, speed: float = 0.0,
-                    motor: bool = False, rider: bool = False) -> float:
+    def two_wheeler(
+        self,
+        raw: int,
+        x: float,
+        y: float,
+        yaw: float,
+        speed: float = 0.0,
+        motor: bool = False,
+        rider: bool = False,
+    ) -> float:
         """Bicycle or motorcycle, optionally ridden (the rider shares the entity's label)."""
         length = 2.0 if motor else 1.7
         half_w = 0.35 if motor else 0.25
-        ent = self.entity(raw, (x, y), yaw, (length / 2, half_w), speed,
-                          tint=self.paint() if motor else None)
+        ent = self.entity(
+            raw, (x, y), yaw, (length / 2, half_w), speed, tint=self.paint() if motor else None
+        )
         if motor:
             self.prims.box(ent, (x, y, 0.65), (length / 2, 0.22, 0.3), yaw)
         else:
@@ -110,8 +138,9 @@ class Builder:
         self.prims.box(ent, (x + c * a, y + s * a, 1.0), (0.05, half_w, 0.04), yaw, shade=0.4)
         if rider:
             self.prims.cylinder(ent, (x - c * 0.1, y - s * 0.1), 0.8, 1.55, 0.21)
-            self.prims.ellipsoid(ent, (x - c * 0.05, y - s * 0.05, 1.68), (0.12, 0.12, 0.13),
-                                 shade=0.8)
+            self.prims.ellipsoid(
+                ent, (x - c * 0.05, y - s * 0.05, 1.68), (0.12, 0.12, 0.13), shade=0.8
+            )
         return length
 
     def parked_rider(self, x: float, y: float, yaw: float, motor: bool) -> None:
@@ -146,8 +175,9 @@ class Builder:
         scale = 1.5 if big else 1.0
         rxy, rz = self.rng.uniform(1.3, 2.6) * scale, self.rng.uniform(1.3, 2.4) * scale
         crown = self.entity(70, (x, y), 0.0, (rxy, rxy))
-        self.prims.ellipsoid(crown, (x, y, h + 0.7 * rz), (rxy, rxy * self.rng.uniform(0.8, 1.2),
-                                                           rz))
+        self.prims.ellipsoid(
+            crown, (x, y, h + 0.7 * rz), (rxy, rxy * self.rng.uniform(0.8, 1.2), rz)
+        )
 
     def bush(self, x: float, y: float) -> None:
         rx, ry = self.rng.uniform(0.5, 1.2, size=2)
@@ -167,15 +197,22 @@ class Builder:
         """Building (50): an axis-aligned block with a darker band of windows per floor."""
         self._rect(50, x0, x1, y0, y1, 0.0, height)
 
-    def _rect(self, raw: int, x0: float, x1: float, y0: float, y1: float, z0: float,
-              height: float) -> None:
+    def _rect(
+        self, raw: int, x0: float, x1: float, y0: float, y1: float, z0: float, height: float
+    ) -> None:
         long_x = (x1 - x0) >= (y1 - y0)
         hx, hy = (x1 - x0) / 2, (y1 - y0) / 2
         ext = (hx, hy) if long_x else (hy, hx)
-        ent = self.entity(raw, ((x0 + x1) / 2, (y0 + y1) / 2), 0.0 if long_x else np.pi / 2,
-                          ext, spacing=FENCE_STROKE_SPACING if raw == 51 else 0.0)
-        self.prims.box(ent, ((x0 + x1) / 2, (y0 + y1) / 2, z0 + height / 2),
-                       (hx, hy, height / 2), 0.0)
+        ent = self.entity(
+            raw,
+            ((x0 + x1) / 2, (y0 + y1) / 2),
+            0.0 if long_x else np.pi / 2,
+            ext,
+            spacing=FENCE_STROKE_SPACING if raw == 51 else 0.0,
+        )
+        self.prims.box(
+            ent, ((x0 + x1) / 2, (y0 + y1) / 2, z0 + height / 2), (hx, hy, height / 2), 0.0
+        )
 
     def street_light(self, x: float, y: float, side: int) -> None:
         """Pole (80) with an arm reaching over the road."""

@@ -35,8 +35,9 @@ class Hits:
 
 def _ray_angles(dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Azimuth and elevation ``(R,)`` radians of unit directions ``(R, 3)``."""
-    return np.arctan2(dirs[:, 1], dirs[:, 0]), np.arctan2(dirs[:, 2], np.hypot(dirs[:, 0],
-                                                                                dirs[:, 1]))
+    return np.arctan2(dirs[:, 1], dirs[:, 0]), np.arctan2(
+        dirs[:, 2], np.hypot(dirs[:, 0], dirs[:, 1])
+    )
 
 
 def _candidate_pairs(
@@ -67,10 +68,12 @@ def _candidate_pairs(
     wrap_lo = (lo < -np.pi) & ~full_ids
     wrap_hi = (hi > np.pi) & ~full_ids
     seg_id = np.concatenate([ids, ids[wrap_lo], ids[wrap_hi]])
-    seg_lo = np.concatenate([np.where(wrap_lo, -np.pi, lo), lo[wrap_lo] + 2 * np.pi,
-                             np.full(wrap_hi.sum(), -np.pi)])
-    seg_hi = np.concatenate([np.where(wrap_hi, np.pi, hi), np.full(wrap_lo.sum(), np.pi),
-                             hi[wrap_hi] - 2 * np.pi])
+    seg_lo = np.concatenate(
+        [np.where(wrap_lo, -np.pi, lo), lo[wrap_lo] + 2 * np.pi, np.full(wrap_hi.sum(), -np.pi)]
+    )
+    seg_hi = np.concatenate(
+        [np.where(wrap_hi, np.pi, hi), np.full(wrap_lo.sum(), np.pi), hi[wrap_hi] - 2 * np.pi]
+    )
     start = np.searchsorted(az_sorted, seg_lo, side="left")
     stop = np.searchsorted(az_sorted, seg_hi, side="right")
     lengths = np.maximum(stop - start, 0)
@@ -109,8 +112,9 @@ def _intersect_cylinders(o: np.ndarray, d: np.ndarray, p: np.ndarray) -> np.ndar
     with np.errstate(invalid="ignore", divide="ignore"):
         ts = (-b - np.sqrt(disc)) / (2 * a)
     z = o[2] + ts * d[:, 2]
-    side = np.where((disc >= 0) & (a > 1e-12) & (ts > _EPS) & (z >= p[:, 2]) & (z <= p[:, 3]),
-                    ts, np.inf)
+    side = np.where(
+        (disc >= 0) & (a > 1e-12) & (ts > _EPS) & (z >= p[:, 2]) & (z <= p[:, 3]), ts, np.inf
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         tc = (p[:, 3] - o[2]) / d[:, 2]
     cx, cy = rx + tc * d[:, 0], ry + tc * d[:, 1]
@@ -151,8 +155,9 @@ def _normals(points: np.ndarray, kinds: np.ndarray, p: np.ndarray) -> np.ndarray
     if cyl.any():
         q = p[cyl]
         top = points[cyl, 2] >= q[:, 3] - 1e-6
-        radial = np.stack([points[cyl, 0] - q[:, 0], points[cyl, 1] - q[:, 1],
-                           np.zeros(q.shape[0])], axis=1)
+        radial = np.stack(
+            [points[cyl, 0] - q[:, 0], points[cyl, 1] - q[:, 1], np.zeros(q.shape[0])], axis=1
+        )
         n[cyl] = np.where(top[:, None], [0.0, 0.0, 1.0], radial)
     ell = kinds == ELLIPSOID
     if ell.any():
@@ -162,8 +167,12 @@ def _normals(points: np.ndarray, kinds: np.ndarray, p: np.ndarray) -> np.ndarray
 
 
 def _cast_ground(
-    origin: np.ndarray, dirs: np.ndarray, ground: Ground, curb: float,
-    extent: tuple[float, float, float, float], substeps: int = 8,
+    origin: np.ndarray,
+    dirs: np.ndarray,
+    ground: Ground,
+    curb: float,
+    extent: tuple[float, float, float, float],
+    substeps: int = 8,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ground hits: ``t (R,)``, ground rectangle index ``(R,)``, normal ``(R, 3)``.
 
@@ -200,8 +209,12 @@ def _cast_ground(
         horiz = -d[face, :2] / np.maximum(np.linalg.norm(d[face, :2], axis=1, keepdims=True), 1e-12)
         nrm[face] = np.concatenate([horiz, np.zeros((face.size, 1))], axis=1)
     hit_xy = origin[:2] + np.where(np.isfinite(t_sel), t_sel, 0.0)[:, None] * d[:, :2]
-    inside = (hit_xy[:, 0] >= extent[0]) & (hit_xy[:, 0] < extent[1]) & (
-        hit_xy[:, 1] >= extent[2]) & (hit_xy[:, 1] < extent[3])
+    inside = (
+        (hit_xy[:, 0] >= extent[0])
+        & (hit_xy[:, 0] < extent[1])
+        & (hit_xy[:, 1] >= extent[2])
+        & (hit_xy[:, 1] < extent[3])
+    )
     t_sel = np.where(inside, t_sel, np.inf)
     t[down], rect[down], normal[down] = t_sel, g_sel, nrm
     return t, rect, normal
@@ -231,8 +244,11 @@ def cast(
         prim, ray = _candidate_pairs(origin, dirs, prims, max_t)
         tp = np.full(prim.shape[0], np.inf)
         kinds = prims.kind[prim]
-        for code, fn in ((BOX, _intersect_boxes), (CYLINDER, _intersect_cylinders),
-                         (ELLIPSOID, _intersect_ellipsoids)):
+        for code, fn in (
+            (BOX, _intersect_boxes),
+            (CYLINDER, _intersect_cylinders),
+            (ELLIPSOID, _intersect_ellipsoids),
+        ):
             m = kinds == code
             if m.any():
                 tp[m] = fn(origin, dirs[ray[m]], prims.params[prim[m]])

@@ -18,14 +18,35 @@ from .raycast import Hits
 
 #: base colour (RGB in [0, 1]) per raw id in the target style; vehicles and persons are tinted
 TARGET_PALETTE: dict[int, tuple[float, float, float]] = {
-    1: (0.5, 0.5, 0.5), 10: (1.0, 1.0, 1.0), 11: (0.35, 0.35, 0.38), 15: (1.0, 1.0, 1.0),
-    18: (1.0, 1.0, 1.0), 20: (1.0, 1.0, 1.0), 30: (1.0, 1.0, 1.0), 31: (1.0, 1.0, 1.0),
-    32: (1.0, 1.0, 1.0), 40: (0.33, 0.33, 0.35),
-    44: (0.4, 0.38, 0.37), 48: (0.62, 0.6, 0.57), 49: (0.52, 0.46, 0.4), 50: (0.68, 0.57, 0.46),
-    51: (0.5, 0.4, 0.3), 52: (0.45, 0.47, 0.52), 60: (0.92, 0.92, 0.86), 70: (0.2, 0.42, 0.15),
-    71: (0.36, 0.26, 0.16), 72: (0.45, 0.55, 0.26), 80: (0.58, 0.58, 0.62), 81: (0.15, 0.3, 0.8),
-    99: (0.3, 0.32, 0.3), 252: (1.0, 1.0, 1.0), 253: (1.0, 1.0, 1.0), 254: (1.0, 1.0, 1.0),
-    255: (1.0, 1.0, 1.0), 258: (1.0, 1.0, 1.0), 259: (1.0, 1.0, 1.0),
+    1: (0.5, 0.5, 0.5),
+    10: (1.0, 1.0, 1.0),
+    11: (0.35, 0.35, 0.38),
+    15: (1.0, 1.0, 1.0),
+    18: (1.0, 1.0, 1.0),
+    20: (1.0, 1.0, 1.0),
+    30: (1.0, 1.0, 1.0),
+    31: (1.0, 1.0, 1.0),
+    32: (1.0, 1.0, 1.0),
+    40: (0.33, 0.33, 0.35),
+    44: (0.4, 0.38, 0.37),
+    48: (0.62, 0.6, 0.57),
+    49: (0.52, 0.46, 0.4),
+    50: (0.68, 0.57, 0.46),
+    51: (0.5, 0.4, 0.3),
+    52: (0.45, 0.47, 0.52),
+    60: (0.92, 0.92, 0.86),
+    70: (0.2, 0.42, 0.15),
+    71: (0.36, 0.26, 0.16),
+    72: (0.45, 0.55, 0.26),
+    80: (0.58, 0.58, 0.62),
+    81: (0.15, 0.3, 0.8),
+    99: (0.3, 0.32, 0.3),
+    252: (1.0, 1.0, 1.0),
+    253: (1.0, 1.0, 1.0),
+    254: (1.0, 1.0, 1.0),
+    255: (1.0, 1.0, 1.0),
+    258: (1.0, 1.0, 1.0),
+    259: (1.0, 1.0, 1.0),
 }
 
 
@@ -67,11 +88,29 @@ def _unit(v: tuple[float, float, float]) -> np.ndarray:
     return a / np.linalg.norm(a)
 
 
-TARGET_STYLE = Style(np.eye(3), _unit((0.4, 0.3, 0.85)), 0.75, 0.35, 1.0,
-                     np.array([0.45, 0.62, 0.86]), np.array([0.78, 0.84, 0.9]), 220.0, 11)
+TARGET_STYLE = Style(
+    np.eye(3),
+    _unit((0.4, 0.3, 0.85)),
+    0.75,
+    0.35,
+    1.0,
+    np.array([0.45, 0.62, 0.86]),
+    np.array([0.78, 0.84, 0.9]),
+    220.0,
+    11,
+)
 _SOURCE_COLOURS = np.diag([1.2, 1.0, 0.75]) @ _hue_matrix(28.0, 1.45)
-SOURCE_STYLE = Style(_SOURCE_COLOURS, _unit((-0.6, -0.5, 0.6)), 1.0, 0.22, 2.3,
-                     np.array([0.25, 0.35, 0.7]), np.array([0.95, 0.8, 0.6]), 120.0, 97)
+SOURCE_STYLE = Style(
+    _SOURCE_COLOURS,
+    _unit((-0.6, -0.5, 0.6)),
+    1.0,
+    0.22,
+    2.3,
+    np.array([0.25, 0.35, 0.7]),
+    np.array([0.95, 0.8, 0.6]),
+    120.0,
+    97,
+)
 
 _PALETTE_LUT = np.full((1 << 16, 3), 0.5)
 for _raw, _rgb in TARGET_PALETTE.items():
@@ -111,15 +150,24 @@ def _texture(raw: np.ndarray, p: np.ndarray, normal: np.ndarray, style: Style) -
     if wall.any():
         along = np.where(np.abs(normal[wall, 0]) < np.abs(normal[wall, 1]), p[wall, 0], p[wall, 1])
         period = 3.2 / f
-        win = ((np.mod(along, period) / period > 0.3) & (np.mod(along, period) / period < 0.7)
-               & (np.mod(p[wall, 2], 3.0) > 1.0) & (np.mod(p[wall, 2], 3.0) < 2.2)
-               & (p[wall, 2] > 1.0) & (np.abs(normal[wall, 2]) < 0.5))
+        win = (
+            (np.mod(along, period) / period > 0.3)
+            & (np.mod(along, period) / period < 0.7)
+            & (np.mod(p[wall, 2], 3.0) > 1.0)
+            & (np.mod(p[wall, 2], 3.0) < 2.2)
+            & (p[wall, 2] > 1.0)
+            & (np.abs(normal[wall, 2]) < 0.5)
+        )
         tex[np.flatnonzero(wall)[win]] = (0.35, 0.42, 0.55)
     return tex
 
 
 def render(
-    hits: Hits, origin: np.ndarray, dirs: np.ndarray, scene: Scene, style: Style,
+    hits: Hits,
+    origin: np.ndarray,
+    dirs: np.ndarray,
+    scene: Scene,
+    style: Style,
     size: tuple[int, int],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Image and dense labels of ``H * W`` rays (``dirs (H*W, 3)`` world, row-major).
@@ -133,8 +181,11 @@ def render(
     raw = np.where(hit, scene.entities.raw[ent], 0).astype(np.int64)
     p = origin + dirs * np.where(hit, hits.t, 0.0)[:, None]
     base = _PALETTE_LUT[raw] @ style.colour_matrix.T
-    tint = np.where(_TINTED[raw][:, None], scene.entities.tint[ent] @ style.colour_matrix.T,
-                    scene.entities.tint[ent])
+    tint = np.where(
+        _TINTED[raw][:, None],
+        scene.entities.tint[ent] @ style.colour_matrix.T,
+        scene.entities.tint[ent],
+    )
     light = style.ambient + style.sun_strength * np.clip(hits.normal @ style.sun, 0.0, None)
     colour = base * tint * _texture(raw, p, hits.normal, style) * (hits.shade * light)[:, None]
     up = np.clip(dirs[:, 2] * 4.0, 0.0, 1.0)[:, None]

@@ -57,8 +57,7 @@ def _parked(b: Builder, plan: StreetPlan, slots: dict[int, _Slots]) -> None:
             x += length + rng.uniform(0.8, 3.0)
 
 
-def _guaranteed(b: Builder, plan: StreetPlan, slots: dict[int, _Slots], ego_speed: float
-                ) -> None:
+def _guaranteed(b: Builder, plan: StreetPlan, slots: dict[int, _Slots], ego_speed: float) -> None:
     """Rare classes ahead of the start of the ego path, so every sequence shows all of them.
 
     The truck and the bus stand in the lay-by on the far side, 15-30 m beyond the end of the ego
@@ -81,8 +80,7 @@ def _guaranteed(b: Builder, plan: StreetPlan, slots: dict[int, _Slots], ego_spee
             b.bus(20, x + length / 2, y_bay, np.pi)
         x += length + rng.uniform(0.5, 1.5)
     # in the ego lane, ahead of the ego at its speed (_traffic keeps that stretch free)
-    b.two_wheeler(255, rng.uniform(8, 12), plan.ego_lane_y, 0.0, ego_speed, motor=True,
-                  rider=True)
+    b.two_wheeler(255, rng.uniform(8, 12), plan.ego_lane_y, 0.0, ego_speed, motor=True, rider=True)
     b.two_wheeler(253, rng.uniform(8, 16), -_bike_y(plan), 0.0, rng.uniform(4, 6), rider=True)
     b.person(254, rng.uniform(4, 14), -(plan.walk_in(-1) + 0.5), 0.0, rng.uniform(1.0, 1.6))
 
@@ -112,17 +110,28 @@ def _traffic(b: Builder, plan: StreetPlan, ego_speed: float) -> None:
     for side in (-1, 1):  # bicyclists along the lane edge, pedestrians on the sidewalks
         i = plan.side_index(side)
         for _ in range(int(rng.integers(0, 3))):
-            b.two_wheeler(253, rng.uniform(plan.x0, plan.x1), side * _bike_y(plan),
-                          0.0 if side < 0 else np.pi, rng.uniform(4, 6.5), rider=True)
+            b.two_wheeler(
+                253,
+                rng.uniform(plan.x0, plan.x1),
+                side * _bike_y(plan),
+                0.0 if side < 0 else np.pi,
+                rng.uniform(4, 6.5),
+                rider=True,
+            )
         for _ in range(int(rng.integers(2, 6))):
             yaw = 0.0 if rng.random() < 0.5 else np.pi
-            b.person(254, rng.uniform(plan.x0, plan.x1),
-                     side * (plan.walk_in(side) + plan.sidewalk[i] * rng.uniform(0.25, 0.4)),
-                     yaw, rng.uniform(1.0, 1.7))
+            b.person(
+                254,
+                rng.uniform(plan.x0, plan.x1),
+                side * (plan.walk_in(side) + plan.sidewalk[i] * rng.uniform(0.25, 0.4)),
+                yaw,
+                rng.uniform(1.0, 1.7),
+            )
 
 
-def build_scene(rng: np.random.Generator, n_frames: int, interval: float, max_range: float,
-                spacing: float) -> Scene:
+def build_scene(
+    rng: np.random.Generator, n_frames: int, interval: float, max_range: float, spacing: float
+) -> Scene:
     """Generate one street with an ego path of ``n_frames`` scans ``interval`` s apart.
 
     Args:

@@ -20,8 +20,9 @@ THIN_WALL_M = 0.3
 line stroke: a bird's-eye-view line along a thin wall would scribble all of its face."""
 
 
-def stroke_distance(world_xy: np.ndarray, entity: np.ndarray, ents: Entities, time: float
-                    ) -> np.ndarray:
+def stroke_distance(
+    world_xy: np.ndarray, entity: np.ndarray, ents: Entities, time: float
+) -> np.ndarray:
     """Bird's-eye-view distance ``(N,)`` (metres) of points to their own entity's strokes.
 
     Args:
@@ -49,8 +50,14 @@ def stroke_distance(world_xy: np.ndarray, entity: np.ndarray, ents: Entities, ti
     return np.minimum(np.minimum(along, across), periodic)
 
 
-def scribble_mask(world_xy: np.ndarray, entity: np.ndarray, raw: np.ndarray, ents: Entities,
-                  time: float, half_width: float) -> np.ndarray:
+def scribble_mask(
+    world_xy: np.ndarray,
+    entity: np.ndarray,
+    raw: np.ndarray,
+    ents: Entities,
+    time: float,
+    half_width: float,
+) -> np.ndarray:
     """Which of ``N`` points are scribbled, ``(N,)`` bool.
 
     Args:

@@ -47,8 +47,9 @@ def _class_counts(raw: np.ndarray) -> np.ndarray:
     return np.bincount(np.where(train == 255, NUM_CLASSES, train), minlength=NUM_CLASSES + 1)
 
 
-def generate_sequence(out_root: Path, cfg: StreetConfig, sequence: str, n_frames: int
-                      ) -> dict[str, Any]:
+def generate_sequence(
+    out_root: Path, cfg: StreetConfig, sequence: str, n_frames: int
+) -> dict[str, Any]:
     """Write sequence ``sequence`` (``n_frames`` scans) under ``out_root/dataset/sequences``.
 
     Returns statistics: points per scan, in-image and scribbled fractions, class counts.
@@ -68,8 +69,9 @@ def generate_sequence(out_root: Path, cfg: StreetConfig, sequence: str, n_frames
         write_label(seq_dir / "scribbles" / f"{name}.label", fr.scribble_raw, fr.scribble_instance)
         write_png(seq_dir / "image_2" / f"{name}.png", fr.image)
         write_png(seq_dir / "labels_2" / f"{name}.png", fr.labels_2)
-        proj = project_points(fr.points[:, :3], sim.calib.P2, sim.calib.Tr,
-                              (cfg.image_width, cfg.image_height))
+        proj = project_points(
+            fr.points[:, :3], sim.calib.P2, sim.calib.Tr, (cfg.image_width, cfg.image_height)
+        )
         points_per_scan.append(int(fr.points.shape[0]))
         in_image += int(proj.valid.sum())
         counts += _class_counts(fr.raw)
@@ -110,10 +112,14 @@ def _summary(stats: dict[str, dict[str, Any]]) -> dict[str, Any]:
     scr = np.sum([s["class_scribbled"] for s in stats.values()], axis=0)
     return {
         "mean_points_per_scan": float(np.mean(pts)),
-        "in_image_fraction": sum(s["in_image_fraction"] * sum(s["points_per_scan"])
-                                 for s in stats.values()) / total,
-        "scribble_fraction": sum(s["scribble_fraction"] * sum(s["points_per_scan"])
-                                 for s in stats.values()) / total,
+        "in_image_fraction": sum(
+            s["in_image_fraction"] * sum(s["points_per_scan"]) for s in stats.values()
+        )
+        / total,
+        "scribble_fraction": sum(
+            s["scribble_fraction"] * sum(s["points_per_scan"]) for s in stats.values()
+        )
+        / total,
         "ignore_fraction": float(counts[-1]) / total,
         "class_points": counts.tolist(),
         "class_scribble_fraction": (scr / np.maximum(counts, 1)).round(4).tolist(),
@@ -137,8 +143,11 @@ def generate(out_root: Path, cfg: StreetConfig, workers: int = 1) -> Path:
         same = meta.get("config") == cfg.to_dict()
         if same and meta.get("generator_version") == GENERATOR_VERSION:
             return out_root
-        raise DataFormatError(meta_path, "holds a dataset of another config or generator "
-                              "version; generate into another folder or delete this one")
+        raise DataFormatError(
+            meta_path,
+            "holds a dataset of another config or generator "
+            "version; generate into another folder or delete this one",
+        )
     jobs: list[tuple[str, Any]] = [("sequence", seq) for seq in cfg.sequences()]
     n_chunks = -(-cfg.source_images // SOURCE_VIEWS_PER_SCENE)
     jobs += [("source", k) for k in range(n_chunks)]
@@ -149,8 +158,9 @@ def generate(out_root: Path, cfg: StreetConfig, workers: int = 1) -> Path:
             results = [f.result() for f in futures]
     else:
         results = [_job(kind, out_root, cfg, arg) for kind, arg in jobs]
-    stats = {seq[0]: res for (kind, seq), res in zip(jobs, results, strict=True)
-             if kind == "sequence"}
+    stats = {
+        seq[0]: res for (kind, seq), res in zip(jobs, results, strict=True) if kind == "sequence"
+    }
     meta = {
         "generator": "kdseg.datasets.synthetic_street",
         "generator_version": GENERATOR_VERSION,
@@ -161,8 +171,9 @@ def generate(out_root: Path, cfg: StreetConfig, workers: int = 1) -> Path:
         "frames": {name: n for name, n in cfg.sequences()},
         "source_images": cfg.source_images,
         "stats": _summary(stats),
-        "sequence_stats": {k: {kk: v for kk, v in s.items() if kk != "points_per_scan"}
-                           for k, s in stats.items()},
+        "sequence_stats": {
+            k: {kk: v for kk, v in s.items() if kk != "points_per_scan"} for k, s in stats.items()
+        },
     }
     write_json(meta_path, meta)
     return out_root
