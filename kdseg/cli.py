@@ -70,6 +70,12 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--variant", help="method variant name recorded in the metrics")
     tr.add_argument("--option", action="append", metavar="KEY=VALUE", help="method option")
     tr.add_argument("--options-json", help="method options as one JSON object")
+    tr.add_argument(
+        "--trainer", action="append", metavar="KEY=VALUE", help="override a trainer setting"
+    )
+    tr.add_argument(
+        "--augment", action="append", metavar="KEY=VALUE", help="override an augmentation"
+    )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--scale", default="default", help="smoke | default | paper")
     tr.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")

@@ -93,6 +93,8 @@ def train(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "options": options,
         "variant": args.variant,
+        "trainer_overrides": parse_key_values(args.trainer, "--trainer"),
+        "augment_overrides": parse_key_values(args.augment, "--augment"),
     }
     if args.mlflow_experiment:
         from kdseg.mlflow_tracking import log_run_outputs, tracker_for_job

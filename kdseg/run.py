@@ -20,9 +20,10 @@ import torch
 from kdseg.budgets import Split
 from kdseg.datasets.semantickitti_labels import CLASS_NAMES, NUM_CLASSES
 from kdseg.datasets.splits import split_frames
+from kdseg.errors import ConfigError
 from kdseg.evaluator import ConfusionMatrix
 from kdseg.io import atomic_open, write_json
-from kdseg.lidar_data import FrameStore, LidarBatches
+from kdseg.lidar_data import AugmentConfig, FrameStore, LidarBatches
 from kdseg.methods.base import build_method
 from kdseg.scales import get_scale
 from kdseg.seeding import seed_everything
@@ -81,6 +82,7 @@ def train_run(
     seed: int = 0,
     options: Mapping[str, Any] | None = None,
     trainer_overrides: Mapping[str, Any] | None = None,
+    augment_overrides: Mapping[str, Any] | None = None,
     tracker: Tracker | None = None,
     variant: str | None = None,
 ) -> dict[str, Any]:
@@ -102,6 +104,10 @@ def train_run(
             **(trainer_overrides or {}),
         }
     )
+    try:
+        augment_cfg = AugmentConfig(**{**run_scale.augment, **(augment_overrides or {})})
+    except TypeError as exc:
+        raise ConfigError("augment", str(exc)) from None
     store = FrameStore(data_root)
     batches = LidarBatches(
         store,
@@ -109,6 +115,7 @@ def train_run(
         labelled_per_batch=model.opts.labelled_per_batch,
         unlabelled_per_batch=model.opts.unlabelled_per_batch,
         seed=seed,
+        augment_cfg=augment_cfg,
     )
     val = evaluation_frames(data_root, run_scale.eval_max_frames)
     cms: list[ConfusionMatrix] = []
@@ -126,6 +133,7 @@ def train_run(
         "variant": variant or method,
         "options": asdict(model.opts),
         "trainer": tcfg.to_dict(),
+        "augment": asdict(augment_cfg),
         "dataset": split.dataset,
         "budget": split.budget,
         "supervision": split.supervision,

@@ -44,6 +44,9 @@ class PointSegmenter(nn.Module):
         num_classes: number of train classes ``K``.
         voxel_size: voxel edge in metres; ``None`` = the backbone's ``default_voxel_size``.
         in_channels: point features fed to the network (x, y, z, remission = 4).
+        coord_scale: the x, y, z input features (mean point position of each voxel) are divided
+            by this many metres so that they are of order 1 like the remission; voxel
+            coordinates are not affected.
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class PointSegmenter(nn.Module):
         num_classes: int,
         voxel_size: float | None = None,
         in_channels: int = 4,
+        coord_scale: float = 20.0,
     ) -> None:
         super().__init__()
         net = build_backbone(backbone, in_channels=in_channels)
@@ -60,6 +64,9 @@ class PointSegmenter(nn.Module):
         self.in_channels = in_channels
         self.voxel_size = float(voxel_size if voxel_size is not None else net.default_voxel_size)
         self.num_classes = num_classes
+        if coord_scale <= 0:
+            raise ValueError(f"coord_scale must be > 0 metres, got {coord_scale}")
+        self.coord_scale = float(coord_scale)
 
     @property
     def feat_channels(self) -> int:
@@ -69,7 +76,10 @@ class PointSegmenter(nn.Module):
     def forward(self, clouds: Sequence[torch.Tensor]) -> PointOutput:
         """``clouds``: list of ``(N_b, in_channels)`` float tensors (x, y, z metres, remission)."""
         vox = voxelize_batch([c[:, : self.in_channels] for c in clouds], self.voxel_size)
-        feats, logits = self.net(vox.tensor)
+        st = vox.tensor
+        scale = torch.ones(st.feats.shape[1], dtype=st.feats.dtype, device=st.feats.device)
+        scale[:3] = 1.0 / self.coord_scale
+        feats, logits = self.net(st.replace_feats(st.feats * scale))
         return PointOutput(
             logits=devoxelize(logits, vox.p2v),
             feats=devoxelize(feats, vox.p2v),

@@ -36,6 +36,9 @@ class Options:
 
     backbone: str = option("minkunet_small", "registered backbone (kdseg.models.list_backbones)")
     voxel_size: float | None = option(None, "voxel edge in metres; None = backbone default")
+    coord_scale: float = option(
+        20.0, "x, y, z input features are divided by this (metres) [DESIGN: O(1) features]"
+    )
     labelled_per_batch: int = option(2, "labelled clouds per iteration")
     unlabelled_per_batch: int = option(0, "unlabelled clouds per iteration")
     lovasz_weight: float = option(0.0, "weight of the Lovász-softmax term of the supervised loss")
@@ -60,7 +63,9 @@ class Method(nn.Module):
         super().__init__()
         self.opts = opts
         self.num_classes = num_classes
-        self.student = PointSegmenter(opts.backbone, num_classes, voxel_size=opts.voxel_size)
+        self.student = PointSegmenter(
+            opts.backbone, num_classes, voxel_size=opts.voxel_size, coord_scale=opts.coord_scale
+        )
         self.teacher: nn.Module | None = None  # set by the Trainer when ema_momentum is not None
 
     @property
