@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from kdseg.datasets.semantickitti import read_points
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

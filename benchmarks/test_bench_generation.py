@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kdseg.datasets.synthetic_street import StreetConfig
 from kdseg.datasets.synthetic_street.frames import SequenceSimulator
 

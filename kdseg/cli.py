@@ -48,6 +48,12 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="WxH of image_2 for datasets that ship no images (KITTI 00: 1241x376)",
     )
+    t.add_argument(
+        "--reference-yaml",
+        action="append",
+        metavar="NAME=PATH",
+        help="add the class shares of a semantic-kitti.yaml `content` block as a column",
+    )
     t.add_argument("--out", help="also write the Markdown table here")
     t.set_defaults(func=commands.stats)
 

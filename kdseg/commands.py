@@ -151,7 +151,7 @@ def report(args: argparse.Namespace) -> int:
 
 def stats(args: argparse.Namespace) -> int:
     from kdseg.io import write_text
-    from kdseg.realism import dataset_stats, realism_table
+    from kdseg.realism import dataset_stats, realism_table, yaml_class_shares
 
     columns = {}
     for item in args.data:
@@ -159,7 +159,11 @@ def stats(args: argparse.Namespace) -> int:
         if not path:
             raise SystemExit(f"--data expects NAME=PATH, got {item!r}")
         columns[name] = dataset_stats(path, image_size=args.image_size)
-    table = realism_table(columns)
+    refs = {}
+    for item in args.reference_yaml or []:
+        name, _, path = item.partition("=")
+        refs[name] = yaml_class_shares(path)
+    table = realism_table(columns, refs)
     print(table)
     if args.out:
         write_text(args.out, table + "\n")

@@ -92,17 +92,38 @@ def dataset_stats(
     return stats
 
 
-def realism_table(columns: dict[str, ScanStats]) -> str:
-    """A Markdown table with one column per named dataset and one row per statistic."""
+def yaml_class_shares(path: str | Path) -> dict[str, float]:
+    """Class rows (%) from semantic-kitti.yaml's ``content`` (shares over the whole dataset)."""
+    import yaml
+
+    from kdseg.datasets.semantickitti_labels import RAW_TO_TRAIN_LUT
+
+    content = yaml.safe_load(Path(path).read_text())["content"]
+    shares = np.zeros(NUM_CLASSES + 1)
+    for raw, frac in content.items():
+        train = int(RAW_TO_TRAIN_LUT[int(raw)])
+        shares[NUM_CLASSES if train == IGNORE_INDEX else train] += float(frac)
+    out = {f"class {name} (%)": 100.0 * shares[c] for c, name in enumerate(CLASS_NAMES)}
+    out["class ignore/unlabeled (%)"] = 100.0 * shares[NUM_CLASSES]
+    return out
+
+
+def realism_table(
+    columns: dict[str, ScanStats], references: dict[str, dict[str, float]] | None = None
+) -> str:
+    """A Markdown table: one column per measured dataset, then reference columns (rows that a
+    reference does not give show "–"), one row per statistic."""
     names = list(columns)
     rows = {name: st.rows() for name, st in columns.items()}
+    refs = references or {}
     keys = list(next(iter(rows.values())))
-    head = "| statistic | " + " | ".join(f"{n} ({columns[n].scans} scans)" for n in names) + " |"
-    lines = [head, "|---|" + "---:|" * len(names)]
+    heads = [f"{n} ({columns[n].scans} scans)" for n in names] + list(refs)
+    lines = ["| statistic | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
     for key in keys:
-        cells = []
-        for n in names:
-            v = rows[n][key]
-            cells.append(f"{v:,.0f}" if key == "points per scan" else f"{v:.2f}")
+        values = [rows[n][key] for n in names] + [refs[r].get(key) for r in refs]
+        cells = [
+            "–" if v is None else (f"{v:,.0f}" if key == "points per scan" else f"{v:.2f}")
+            for v in values
+        ]
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -15,7 +15,7 @@ from kdseg.geometry import project_points
 from kdseg.io import atomic_open
 
 IGNORE_COLOR = np.array([110, 110, 110], np.uint8)
-BACKGROUND = np.array([18, 18, 24], np.uint8)
+BACKGROUND = np.array([255, 255, 255], np.uint8)  # white: every official colour shows
 
 
 def class_colors(labels: np.ndarray) -> np.ndarray:
@@ -49,7 +49,7 @@ def bev_image(
     r, c = row[keep][order], col[keep][order]
     img[r, c] = class_colors(labels[keep][order])
     centre = size // 2
-    img[centre - 2 : centre + 3, centre - 2 : centre + 3] = (255, 255, 255)
+    img[centre - 2 : centre + 3, centre - 2 : centre + 3] = (0, 0, 0)  # the sensor
     return img
 
 
@@ -89,7 +89,7 @@ def legend_image(width: int, row_height: int = 16, columns: int = 4) -> np.ndarr
     for k, (name, col) in enumerate(zip(names, cols, strict=True)):
         x, y = (k % columns) * cell + 4, (k // columns) * row_height + 2
         draw.rectangle([x, y + 2, x + 10, y + 12], fill=tuple(col))
-        draw.text((x + 14, y), name, fill=(230, 230, 230))
+        draw.text((x + 14, y), name, fill=(20, 20, 20))
     return np.asarray(img)
 
 

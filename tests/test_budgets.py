@@ -96,6 +96,7 @@ def test_bad_split_files(tmp_path):
 def test_scribble_budget_on_synthetic_data(tmp_path):
     """The `scribbles` budget labels about 8 % of the points of the synthetic street data."""
     import numpy as np
+
     from kdseg.datasets.semantickitti import SemanticKITTI
     from kdseg.datasets.splits import split_frames
     from kdseg.datasets.synthetic_street import StreetConfig, generate

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from kdseg.datasets.semantickitti import read_label, train_labels
-from kdseg.datasets.semantickitti_labels import CLASS_NAMES, NUM_CLASSES
 
 from kdseg import IGNORE_INDEX
+from kdseg.datasets.semantickitti import read_label, train_labels
+from kdseg.datasets.semantickitti_labels import CLASS_NAMES, NUM_CLASSES
 from kdseg.evaluator import ConfusionMatrix, segmentation_metrics
 
 from .conftest import realdata_path

@@ -8,12 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from kdseg.methods.base import build_method, list_methods, options_help
 
 from kdseg import IGNORE_INDEX
 from kdseg.ema import EmaTeacher, attach_teacher
 from kdseg.errors import ConfigError
 from kdseg.lidar_data import Cloud, LidarBatch
+from kdseg.methods.base import build_method, list_methods, options_help
 from kdseg.segmenter import PointSegmenter
 
 NUM_CLASSES = 19

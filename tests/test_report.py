@@ -9,8 +9,8 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from kdseg.datasets.semantickitti_labels import CLASS_NAMES
 
+from kdseg.datasets.semantickitti_labels import CLASS_NAMES
 from kdseg.errors import DataFormatError
 from kdseg.report import pdf as pdf_mod
 from kdseg.report.cli import load_study, render_study

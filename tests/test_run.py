@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from kdseg.datasets.semantickitti_labels import CLASS_NAMES
-from kdseg.datasets.synthetic_street import StreetConfig, generate
 
 from kdseg.cli import main
+from kdseg.datasets.semantickitti_labels import CLASS_NAMES
+from kdseg.datasets.synthetic_street import StreetConfig, generate
 from kdseg.segmenter import PointSegmenter
 
 

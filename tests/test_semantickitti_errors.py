@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from kdseg.datasets import semantickitti as sk
 
+from kdseg.datasets import semantickitti as sk
 from kdseg.errors import DataFormatError
 
 N = 50

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
-from kdseg.datasets import semantickitti as sk
-from kdseg.datasets import semantickitti_labels as L
-from kdseg.datasets.kitti_object import calib_from_mmdet3d_info, read_object_frame
 from scipy.spatial import cKDTree
 
 from kdseg import IGNORE_INDEX
+from kdseg.datasets import semantickitti as sk
+from kdseg.datasets import semantickitti_labels as L
+from kdseg.datasets.kitti_object import calib_from_mmdet3d_info, read_object_frame
 from kdseg.geometry import project_points, relative_transform, transform_points
 
 from .conftest import realdata_path

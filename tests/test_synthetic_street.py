@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from kdseg.datasets.semantickitti import (
     SemanticKITTI,
     read_calib,
@@ -24,7 +25,6 @@ from kdseg.datasets.semantickitti_labels import (
     RAW_TO_TRAIN_LUT,
 )
 from kdseg.datasets.synthetic_street import StreetConfig, generate
-
 from kdseg.errors import ConfigError, DataFormatError
 from kdseg.geometry import transform_points
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from kdseg.datasets.semantickitti import Calibration
 
 CAM0_IN_LIDAR = np.array([0.27, 0.0, -0.08])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from kdseg.datasets.semantickitti import Calibration
 
 from .camera import camera_rays, make_calibration

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from kdseg.datasets.semantickitti_labels import RAW_TO_TRAIN_LUT
 
 from kdseg import IGNORE_INDEX
+from kdseg.datasets.semantickitti_labels import RAW_TO_TRAIN_LUT
 
 from .entities import Scene
 from .raycast import Hits

@@ -11,6 +11,7 @@ stroke scribbled. Points of classes that map to ignore are never scribbled.
 from __future__ import annotations
 
 import numpy as np
+
 from kdseg.datasets.semantickitti_labels import RAW_TO_TRAIN_LUT
 
 from .entities import Entities

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from kdseg.datasets.semantickitti import (
     write_calib,
     write_label,
@@ -18,7 +19,6 @@ from kdseg.datasets.semantickitti import (
     write_times,
 )
 from kdseg.datasets.semantickitti_labels import NUM_CLASSES, RAW_TO_TRAIN_LUT
-
 from kdseg.errors import DataFormatError
 from kdseg.geometry import project_points
 from kdseg.io import write_json, write_png
