@@ -97,3 +97,9 @@ def test_changing_one_variant_reruns_only_its_jobs(built):
     assert stats.get("train") == "6", out[-3000:]
     assert "generate_street" not in stats and "split" not in stats
     assert set(re.findall(r"--variant (\w+)", out)) == {"lasermix"}, train_jobs
+
+
+def test_html_report(built):
+    _snakemake(built, "--report", "reports/report.html", "reports/table1.pdf")
+    html = (built / "reports" / "report.html").read_text(errors="replace")
+    assert "table1.pdf" in html and "table1_budget_curve.png" in html
