@@ -108,6 +108,7 @@ def _add_report_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--curve-pdf", required=True)
     r.add_argument("--curve-png", required=True)
     r.add_argument("--engine", choices=["auto", "latex", "matplotlib"], default="auto")
+    r.add_argument("--markdown", help="also write the tables as Markdown here")
     r.add_argument("metrics", nargs="*", help="metrics.json files of the study's runs")
     r.set_defaults(func=commands.report)
 

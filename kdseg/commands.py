@@ -143,6 +143,12 @@ def report(args: argparse.Namespace) -> int:
         reported,
         engine=args.engine,
     )
+    if args.markdown:
+        from kdseg.io import write_text
+        from kdseg.report.markdown import table_markdown
+
+        parts = [f"{t.caption}\n\n{table_markdown(t)}\n" for t in (result.main, result.per_class)]
+        write_text(args.markdown, "\n".join(parts))
     for item in result.missing:
         print(f"missing run: {item}")
     print(f"{study.name}: PDF via {result.engine}; " + ", ".join(map(str, result.outputs)))

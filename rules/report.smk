@@ -6,6 +6,7 @@ rule report_study:
         metrics=study_metrics,
     output:
         tex="reports/{study}.tex",
+        markdown="reports/{study}.md",
         pdf=report("reports/{study}.pdf", category="Tables"),
         curve_pdf="reports/figures/{study}_budget_curve.pdf",
         curve_png=report("reports/figures/{study}_budget_curve.png", category="Figures"),
@@ -20,5 +21,6 @@ rule report_study:
     shell:
         "{params.kdseg} report --study-json {params.study:q} "
         "--reported {params.reported:q} --tex {output.tex} --pdf {output.pdf} "
+        "--markdown {output.markdown} "
         "--curve-pdf {output.curve_pdf} --curve-png {output.curve_png} "
         "{input.metrics} > {log} 2>&1"

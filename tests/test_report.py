@@ -353,3 +353,22 @@ def test_study_from_yaml(tmp_path: Path) -> None:
     path.write_text("name: s\ntitle: T\ndataset: street\nrows: [a]\ncolumns: [scans-7x]\n")
     with pytest.raises(DataFormatError, match=r"study\.yaml"):
         load_study(path)
+
+
+def test_markdown_table_keeps_numbers_and_marks():
+    from kdseg.report.markdown import table_markdown
+    from kdseg.report.tables import Cell, Row, Table
+
+    table = Table(
+        key="t",
+        caption="c",
+        columns=["1%", "Full"],
+        rows=[
+            Row("A", [Cell(10.04, 1.0, 3, "best"), Cell(None)]),
+            Row("B", [Cell(9.0, 0.5, 2, "second", partial=True), Cell(50.0, 0.0, 3, "best")]),
+        ],
+    )
+    md = table_markdown(table).splitlines()
+    assert md[0] == "|  | 1% | Full |"
+    assert md[2] == "| A | **10.0 ± 1.0** | – |"
+    assert md[3] == "| B | _9.0 ± 0.5 (n=2)_ | **50.0 ± 0.0** |"
