@@ -18,34 +18,14 @@ import numpy as np
 from kdseg.errors import DataFormatError
 from kdseg.geometry import Projection, project_points
 
-from .semantickitti import Calibration, read_image, read_points
+from .semantickitti import Calibration, parse_calib_lines, read_image, read_points
 
 _OBJECT_KEYS = {"P0": 12, "P1": 12, "P2": 12, "P3": 12, "R0_rect": 9, "Tr_velo_to_cam": 12}
 
 
 def read_object_calib(path: str | Path) -> Calibration:
     """Parse a KITTI object ``calib/NNNNNN.txt`` (Tr = R0_rect · Tr_velo_to_cam)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(path, "calibration file does not exist")
-    vals: dict[str, np.ndarray] = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        key, sep, rest = line.partition(":")
-        if not sep:
-            raise DataFormatError(path, f"line {lineno}: expected 'KEY: values', got {line!r}")
-        try:
-            vals[key.strip()] = np.array([float(v) for v in rest.split()], dtype=np.float64)
-        except ValueError:
-            raise DataFormatError(
-                path, f"line {lineno} ({key.strip()}): non-numeric value"
-            ) from None
-    for key, size in _OBJECT_KEYS.items():
-        if key not in vals:
-            raise DataFormatError(path, f"missing calibration key {key}")
-        if vals[key].size != size:
-            raise DataFormatError(path, f"{key}: expected {size} numbers, got {vals[key].size}")
+    vals = parse_calib_lines(path, _OBJECT_KEYS)
     R0 = np.eye(4)
     R0[:3, :3] = vals["R0_rect"].reshape(3, 3)
     Tv = np.vstack([vals["Tr_velo_to_cam"].reshape(3, 4), [0, 0, 0, 1]])

@@ -121,11 +121,17 @@ class Calibration:
         return Tinv[:3, :3] @ t_cam0 + Tinv[:3, 3]
 
 
-def read_calib(path: str | Path) -> Calibration:
-    """Parse ``calib.txt``: lines ``KEY: 12 floats`` for P0..P3 and Tr (other keys are kept out)."""
+def parse_calib_lines(
+    path: str | Path, sizes: dict[str, int], what: str = "calibration file"
+) -> dict[str, np.ndarray]:
+    """Parse ``KEY: numbers`` lines (KITTI calibration files) into float64 arrays.
+
+    ``sizes`` gives the required keys and their number count; other keys are kept unchecked.
+    Every problem raises :class:`DataFormatError` naming the file, line and key.
+    """
     path = Path(path)
     if not path.is_file():
-        raise DataFormatError(path, "calibration file does not exist (needed for projection)")
+        raise DataFormatError(path, f"{what} does not exist (needed for projection)")
     values: dict[str, np.ndarray] = {}
     for lineno, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
@@ -138,16 +144,22 @@ def read_calib(path: str | Path) -> Calibration:
             nums = np.array([float(v) for v in rest.split()], dtype=np.float64)
         except ValueError:
             raise DataFormatError(path, f"line {lineno} ({key}): non-numeric value") from None
-        if key in CALIB_KEYS and nums.size != 12:
+        if key in sizes and nums.size != sizes[key]:
             raise DataFormatError(
-                path, f"line {lineno} ({key}): expected 12 numbers, got {nums.size}"
+                path, f"line {lineno} ({key}): expected {sizes[key]} numbers, got {nums.size}"
             )
         if not np.isfinite(nums).all():
             raise DataFormatError(path, f"line {lineno} ({key}): NaN/inf value")
         values[key] = nums
-    missing = [k for k in CALIB_KEYS if k not in values]
+    missing = [k for k in sizes if k not in values]
     if missing:
         raise DataFormatError(path, f"missing calibration keys {missing}")
+    return values
+
+
+def read_calib(path: str | Path) -> Calibration:
+    """Parse an odometry ``calib.txt``: ``P0..P3`` and ``Tr``, 12 numbers each."""
+    values = parse_calib_lines(path, {k: 12 for k in CALIB_KEYS})
     Tr = np.vstack([values["Tr"].reshape(3, 4), [0.0, 0.0, 0.0, 1.0]])
     Ps = tuple(values[f"P{k}"].reshape(3, 4) for k in range(4))
     return Calibration(P=Ps, Tr=Tr)  # type: ignore[arg-type]

@@ -19,6 +19,17 @@ def realdata_path(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def single_thread():
+    """One torch thread: with tiny tensors, intra-op threads only spin on a 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def semantickitti_root() -> Path:
     return realdata_path("semantickitti")

@@ -21,14 +21,7 @@ from kdseg.tracking import (
 )
 from kdseg.trainer import Trainer, TrainerConfig
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors: intra-op threads only spin on the shared 2-core test machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_jsonl_round_trip(tmp_path: Path) -> None:

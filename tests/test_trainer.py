@@ -22,14 +22,7 @@ from kdseg.optim import lr_factor
 from kdseg.tracking import JsonlTracker, read_jsonl
 from kdseg.trainer import NonFiniteLossError, Trainer, TrainerConfig
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors: intra-op threads only spin on the shared 2-core test machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 NUM_CLASSES = 4
