@@ -60,3 +60,32 @@ def test_same_seed_same_metrics(smoke_data, tmp_path):
     b = _train(smoke_data, tmp_path / "b", seed=3)
     assert a["miou"] == b["miou"]
     assert a["confusion_matrix"] == b["confusion_matrix"]
+
+
+def test_interrupted_run_resumes_to_identical_metrics(smoke_data, tmp_path, monkeypatch):
+    """Stop a LaserMix run part-way (checkpoint on exit), resume it: same metrics as one go."""
+    from kdseg.budgets import make_split
+    from kdseg.datasets.splits import split_frames
+    from kdseg.lidar_data import LidarBatches
+    from kdseg.run import train_run
+
+    split = make_split("street", split_frames(smoke_data, "train"), "scans-50", seed=1)
+    kwargs = {"scale": "smoke", "seed": 1, "trainer_overrides": {"iterations": 4}}
+    whole = train_run(smoke_data, split, "lasermix", tmp_path / "whole", **kwargs)
+
+    original = LidarBatches.__call__
+    calls = {"n": 0}
+
+    def interrupt_at_step_2(self, step):
+        if step == 2 and calls["n"] == 0:
+            calls["n"] += 1
+            raise KeyboardInterrupt
+        return original(self, step)
+
+    monkeypatch.setattr(LidarBatches, "__call__", interrupt_at_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(smoke_data, split, "lasermix", tmp_path / "resumed", **kwargs)
+    assert not (tmp_path / "resumed" / "metrics.json").exists()
+    resumed = train_run(smoke_data, split, "lasermix", tmp_path / "resumed", **kwargs)
+    assert resumed["miou"] == whole["miou"]
+    assert resumed["confusion_matrix"] == whole["confusion_matrix"]
