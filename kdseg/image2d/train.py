@@ -1,0 +1,178 @@
+"""Source training, evaluation and the ``train_teacher`` entry point of the 2D teacher.
+
+``train_teacher`` (1) trains the network with CE on the labelled synthetic source images,
+(2) measures mIoU on the target camera images of the validation sequences (``labels_2``),
+(3) adapts to the target camera without labels (:mod:`kdseg.image2d.adapt`) on ``image_2`` of the
+training sequences only, (4) measures again and writes ``teacher.pt`` and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdseg import IGNORE_INDEX
+from kdseg.datasets.semantickitti_labels import CLASS_NAMES
+from kdseg.datasets.splits import sequence_split
+from kdseg.evaluator import ConfusionMatrix, SegMetrics
+from kdseg.io import write_json
+from kdseg.seeding import seed_everything
+
+from .data import load_source, load_target_eval, source_batch
+from .model import build_model, count_parameters, file_sha256, pad_to_stride, save_teacher
+from .options import TeacherOptions
+
+TEACHER_FILE = "teacher.pt"
+METRICS_FILE = "metrics.json"
+
+
+def poly_lr(base: float, step: int, total: int, power: float = 0.9) -> float:
+    """``base · (1 − step/total)^power``."""
+    return base * (1.0 - step / max(total, 1)) ** power
+
+
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+def supervised_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean CE over labelled pixels; ``logits`` ``(B, K, H, W)``, ``labels`` ``(B, H, W)``
+    (255 = ignore). Zero (with a gradient path) when no pixel is labelled."""
+    if not (labels != IGNORE_INDEX).any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+
+
+def train_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor
+) -> float:
+    """One supervised step on ``images`` ``(B, 3, H, W)`` / ``labels`` ``(B, H, W)``; the loss."""
+    model.train()
+    loss = supervised_loss(model(images)["logits"], labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+def train_source(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, options: TeacherOptions
+) -> list[float]:
+    """Supervised training on the source domain; returns the loss of every step."""
+    optimizer = make_optimizer(model, options.lr, options.weight_decay)
+    aug = options.augment()
+    losses = []
+    for step in range(options.source_iters):
+        for group in optimizer.param_groups:
+            group["lr"] = poly_lr(options.lr, step, options.source_iters)
+        x, y = source_batch(images, labels, aug, options.batch_size, options.seed, step)
+        losses.append(train_step(model, optimizer, x, y))
+    return losses
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, batch: int = 8) -> torch.Tensor:
+    """Class probabilities ``(N, K, H, W)`` float32 of uint8 images ``(N, 3, H, W)``
+    (eval mode; images are padded to the network stride and the output cropped back)."""
+    model.eval()
+    h, w = images.shape[-2:]
+    outs = []
+    for i in range(0, images.shape[0], batch):
+        x = pad_to_stride(images[i : i + batch].float() / 255.0)
+        outs.append(model(x)["logits"][..., :h, :w].softmax(dim=1))
+    return torch.cat(outs)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = 8
+) -> SegMetrics:
+    """Scores (the suite's :class:`ConfusionMatrix`) of the argmax on ``labels`` ``(N, H, W)``."""
+    cm = ConfusionMatrix(len(CLASS_NAMES))
+    for i in range(0, images.shape[0], batch):
+        probs = predict(model, images[i : i + batch], batch)
+        cm.update(probs.argmax(dim=1), labels[i : i + batch].long())
+    return cm.compute()
+
+
+def _scores(metrics: SegMetrics) -> dict[str, Any]:
+    flat = metrics.to_dict(CLASS_NAMES)
+    return {
+        "miou": metrics.miou,
+        "accuracy": metrics.accuracy,
+        "per_class_iou": {k[4:]: v for k, v in flat.items() if k.startswith("iou/")},
+    }
+
+
+def train_teacher(
+    dataset_root: str | Path, out_dir: str | Path, options: TeacherOptions | None = None
+) -> dict[str, Any]:
+    """Train (source), evaluate, adapt (target ``image_2`` of the training sequences), evaluate.
+
+    Writes ``out_dir/teacher.pt`` (``torch.load(weights_only=True)``-loadable, see
+    :func:`kdseg.image2d.model.save_teacher`) and then ``out_dir/metrics.json``, both atomically.
+    The target labels ``labels_2`` are read for the validation sequences only (evaluation).
+
+    Returns:
+        The metrics dict written to ``metrics.json``: mIoU/accuracy/per-class IoU before and
+        after adaptation (``after`` is ``None`` when ``adaptation == "none"``), options, wall
+        times (seconds), parameter count, losses and the checkpoint's SHA-256.
+    """
+    from .adapt import self_train  # local: adapt imports this module
+
+    options = options or TeacherOptions()
+    out_dir = Path(out_dir)
+    t_start = time.perf_counter()
+    seed_everything(options.seed)
+    split = sequence_split(dataset_root)
+    src_images, src_labels = load_source(dataset_root)
+    val_images, val_labels = load_target_eval(dataset_root, split["val"])
+    model = build_model(options.arch, options.feature_dim)
+
+    t0 = time.perf_counter()
+    src_losses = train_source(model, src_images, src_labels, options)
+    t_source = time.perf_counter() - t0
+    before = evaluate(model, val_images, val_labels, options.eval_batch)
+
+    after, t_adapt, adapt_log = None, 0.0, {}
+    if options.adaptation == "self_training":
+        t0 = time.perf_counter()
+        model, adapt_log = self_train(
+            model, dataset_root, split["train"], src_images, src_labels, options
+        )
+        t_adapt = time.perf_counter() - t0
+        after = evaluate(model, val_images, val_labels, options.eval_batch)
+
+    save_teacher(out_dir / TEACHER_FILE, model, options.arch, options.to_dict())
+    final = after if after is not None else before
+    metrics: dict[str, Any] = {
+        "miou_before_adaptation": before.miou,
+        "miou_after_adaptation": after.miou if after is not None else None,
+        "miou": final.miou,
+        "before_adaptation": _scores(before),
+        "after_adaptation": _scores(after) if after is not None else None,
+        "adaptation": options.adaptation,
+        "options": options.to_dict(),
+        "parameters": count_parameters(model),
+        "wall_time_s": {
+            "source_training": t_source,
+            "adaptation": t_adapt,
+            "total": time.perf_counter() - t_start,
+        },
+        "source_loss_first_last": [src_losses[0], src_losses[-1]] if src_losses else [],
+        "adaptation_log": adapt_log,
+        "eval_sequences": list(split["val"]),
+        "adapt_sequences": list(split["train"]) if after is not None else [],
+        "teacher_sha256": file_sha256(out_dir / TEACHER_FILE),
+        "num_source_images": int(src_images.shape[0]),
+        "num_eval_images": int(val_images.shape[0]),
+    }
+    write_json(out_dir / METRICS_FILE, metrics)
+    return metrics
