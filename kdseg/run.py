@@ -101,6 +101,7 @@ def train_run(
             **run_scale.trainer,
             "seed": seed,
             "ema_momentum": model.ema_momentum,
+            "ema_warmup": model.ema_warmup,
             **(trainer_overrides or {}),
         }
     )
@@ -108,6 +109,7 @@ def train_run(
         augment_cfg = AugmentConfig(**{**run_scale.augment, **(augment_overrides or {})})
     except TypeError as exc:
         raise ConfigError("augment", str(exc)) from None
+    model.total_iterations = tcfg.iterations
     store = FrameStore(data_root)
     batches = LidarBatches(
         store,

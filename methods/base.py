@@ -67,6 +67,7 @@ class Method(nn.Module):
             opts.backbone, num_classes, voxel_size=opts.voxel_size, coord_scale=opts.coord_scale
         )
         self.teacher: nn.Module | None = None  # set by the Trainer when ema_momentum is not None
+        self.total_iterations: int | None = None  # set by the run before training (schedules)
 
     @property
     def ema_source(self) -> nn.Module | None:
@@ -77,6 +78,11 @@ class Method(nn.Module):
     def ema_momentum(self) -> float | None:
         """Momentum of the EMA teacher the Trainer should maintain (``None`` = no teacher)."""
         return None
+
+    @property
+    def ema_warmup(self) -> bool:
+        """Whether the teacher's momentum warms up as ``min(1 - 1/(k+1), m)``."""
+        return False
 
     def training_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
         """Named, weighted scalar loss terms for one batch; the Trainer sums them."""

@@ -94,7 +94,7 @@ class LaserMix(MeanTeacher):
         labels = torch.cat([c.labels for c in batch.labelled])
         terms = supervised_terms(o, torch.cat(s_logits[:n_lab]), labels)
         n_plain = n_lab + len(batch.unlabelled)
-        terms["consistency"] = o.consistency_weight * softmax_mse(
+        terms["consistency"] = self.consistency_weight(step) * softmax_mse(
             torch.cat(s_logits[:n_plain]), t_out.logits
         )
         if mixes:

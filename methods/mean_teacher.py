@@ -9,6 +9,7 @@ clouds, weight 200 (LaserMix's MinkUNet config; 250 for Cylinder3D).
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 
@@ -24,6 +25,14 @@ class MeanTeacherOptions(Options):
     unlabelled_per_batch: int = option(1, "unlabelled clouds per iteration")
     ema_momentum: float = option(0.99, "EMA momentum m of the teacher [CODE LaserMix: 1 - 0.01]")
     consistency_weight: float = option(200.0, "weight of the softmax-MSE consistency [CODE]")
+    consistency_rampup: float = option(
+        0.3,
+        "sigmoid ramp-up of the consistency weight over this fraction of the run, "
+        "exp(-5 (1 - t)^2) as in Tarvainen & Valpola; 0 = constant [DESIGN for short runs]",
+    )
+    ema_warmup: bool = option(
+        True, "teacher momentum min(1 - 1/(k+1), m) at update k, as SSLSS does [CODE SSLSS]"
+    )
 
 
 @register_method("mean_teacher")
@@ -36,6 +45,18 @@ class MeanTeacher(Method):
     @property
     def ema_momentum(self) -> float | None:
         return self.opts.ema_momentum
+
+    @property
+    def ema_warmup(self) -> bool:
+        return self.opts.ema_warmup
+
+    def consistency_weight(self, step: int) -> float:
+        """The consistency weight at iteration ``step`` (after the sigmoid ramp-up)."""
+        ramp = self.opts.consistency_rampup * (self.total_iterations or 0)
+        if ramp <= 0:
+            return self.opts.consistency_weight
+        t = min(step / ramp, 1.0)
+        return self.opts.consistency_weight * math.exp(-5.0 * (1.0 - t) ** 2)
 
     def training_step(self, batch: LidarBatch, step: int) -> dict[str, torch.Tensor]:
         if self.teacher is None:
