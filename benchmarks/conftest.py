@@ -2,6 +2,8 @@
 
 Frame sources (a name -> loader table, so adding one is a single entry in ``FRAME_SOURCES``):
 
+* ``synthetic``: scan 0 of sequence 00 of the embedded synthetic street data at the default
+  scale (simulated on the spot, about 59k points; the frame the default runs train on);
 * ``semantickitti``: scan ``00/000000`` of the real sample data, read with
   :func:`kdseg.datasets.semantickitti.read_points` from ``<repo>/../shared/realdata`` (or
   ``$KDSEG_REALDATA``);
@@ -37,6 +39,16 @@ class LidarFrame:
     points: torch.Tensor
 
 
+def synthetic_frame() -> LidarFrame:
+    """Scan 0 of the default-scale synthetic street sequence 00 (no files needed)."""
+    from kdseg.datasets.synthetic_street import StreetConfig
+    from kdseg.datasets.synthetic_street.frames import SequenceSimulator
+
+    cfg = StreetConfig.for_scale("default")
+    frame = SequenceSimulator(cfg, "00", cfg.train_frames).frame(0)
+    return LidarFrame("synthetic street 00/000000 (default scale)", torch.from_numpy(frame.points))
+
+
 def semantickitti_frame() -> LidarFrame | None:
     """The real scan, or ``None`` when the sample data are absent."""
     if not KITTI_SCAN.is_file():
@@ -70,6 +82,7 @@ def procedural_frame(seed: int = 0) -> LidarFrame:
 
 
 FRAME_SOURCES: dict[str, Callable[[], LidarFrame | None]] = {
+    "synthetic": synthetic_frame,
     "semantickitti": semantickitti_frame,
     "procedural": procedural_frame,
 }
