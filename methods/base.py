@@ -12,6 +12,7 @@ A config entry may override any of them; unknown or ill-typed keys are a ``Confi
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import importlib
 import pkgutil
@@ -44,7 +45,7 @@ class Options:
     lovasz_weight: float = option(0.0, "weight of the Lovász-softmax term of the supervised loss")
 
 
-class Method(nn.Module):
+class Method(nn.Module, abc.ABC):
     """Base class of all methods.
 
     Class attributes:
@@ -84,9 +85,9 @@ class Method(nn.Module):
         """Whether the teacher's momentum warms up as ``min(1 - 1/(k+1), m)``."""
         return False
 
+    @abc.abstractmethod
     def training_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
         """Named, weighted scalar loss terms for one batch; the Trainer sums them."""
-        raise NotImplementedError(f"{type(self).__name__} must implement training_step")
 
     def inference_network(self) -> PointSegmenter:
         """The deployed network (evaluated, timed and saved)."""

@@ -15,6 +15,7 @@ smoke-tested automatically.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -24,15 +25,16 @@ from kdseg.errors import ConfigError
 from kdseg.sparse import SparseTensor
 
 
-class Backbone(nn.Module):
+class Backbone(nn.Module, abc.ABC):
     """Sparse backbone base: ``forward(SparseTensor (V, C_in)) -> SparseTensor (V, C)``."""
 
     in_channels: int
     out_channels: int
     default_voxel_size: float
 
-    def forward(self, x: SparseTensor) -> SparseTensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def forward(self, x: SparseTensor) -> SparseTensor:
+        """Features of the same voxels (same coordinates and row order) at ``out_channels``."""
 
 
 BackboneFactory = Callable[..., Backbone]
