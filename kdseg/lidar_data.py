@@ -76,16 +76,10 @@ class FrameStore:
         return self._cache[key]
 
 
-def augment(
-    points: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rotate about z, flip, scale and jitter ``(N, 4)`` points.
-
-    Returns ``(kept (M,) int64 indices into points, augmented (M, 4) float32)``; remission is
-    untouched.
-    """
-    kept = np.arange(points.shape[0])  # every point (an interface for cropping augmentations)
-    out = points[kept].copy()
+def augment(points: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+    """Rotate about z, flip, scale and jitter ``(N, 4)`` points; returns a new ``(N, 4)`` array
+    (remission untouched)."""
+    out = points.copy()
     theta = rng.uniform(-cfg.rotate, cfg.rotate)
     c, s = np.cos(theta), np.sin(theta)
     xy = out[:, :2] @ np.array([[c, s], [-s, c]], dtype=np.float32)
@@ -95,7 +89,7 @@ def augment(
     out[:, :3] *= np.float32(rng.uniform(*cfg.scale))
     if cfg.jitter > 0:
         out[:, :3] += rng.normal(0.0, cfg.jitter, size=(out.shape[0], 3)).astype(np.float32)
-    return kept, out
+    return out
 
 
 class LidarBatches:
@@ -136,6 +130,6 @@ class LidarBatches:
     def _cloud(self, pool: Sequence[FrameId], rng: np.random.Generator, hide: bool) -> Cloud:
         frame = pool[int(rng.integers(len(pool)))]
         points, labels = self.store.get(frame, self.split.supervision)
-        keep, pts = augment(points, rng, self.aug)
-        lab = np.full(keep.shape[0], IGNORE_INDEX, np.int64) if hide else labels[keep]
+        pts = augment(points, rng, self.aug)
+        lab = np.full_like(labels, IGNORE_INDEX) if hide else labels
         return Cloud(torch.from_numpy(pts), torch.from_numpy(lab), frame)
