@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(poppler-utils)
+# poppler-utils: pdftotext (report tests); texlive-*: the LaTeX path of the PDF tables
+DEBIAN_PACKAGES=(poppler-utils texlive-latex-base texlive-latex-extra texlive-fonts-recommended)
 
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
   missing=()
