@@ -8,6 +8,7 @@ network's ``state_dict``, loadable with ``torch.load(weights_only=True)``) and t
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -71,6 +72,27 @@ def inference_latency_ms(
             torch.cuda.synchronize()
         times.append(1000.0 * (time.perf_counter() - t0))
     return float(np.median(times))
+
+
+def guard_resume(out: Path, checkpoint: Path, resolved: dict[str, Any]) -> None:
+    """Refuse to resume a checkpoint made under another run configuration.
+
+    The first start writes ``out/run_config.json``; a later start that finds a checkpoint
+    compares its configuration with it and raises :class:`ConfigError` naming what differs
+    (the Trainer itself only checks its own settings).
+    """
+    path = out / "run_config.json"
+    current = json.loads(json.dumps(resolved, default=str))
+    if checkpoint.is_file() and path.is_file():
+        saved = json.loads(path.read_text())
+        diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        if diff:
+            raise ConfigError(
+                "run",
+                f"{out} holds a checkpoint of another configuration (differs in {diff}); "
+                "use another output folder or delete it",
+            )
+    write_json(path, current)
 
 
 def train_run(
@@ -147,6 +169,7 @@ def train_run(
         "val_frames": len(val),
     }
     trainer = Trainer(model, batches, tcfg, out, tracker=trk, evaluate=evaluate)
+    guard_resume(out, trainer.checkpoint_path, resolved)
     metrics = trainer.fit(resume=True)
     net = model.inference_network().eval()
     latency = inference_latency_ms(net, store, val[: run_scale.latency_frames])

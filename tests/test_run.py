@@ -89,3 +89,33 @@ def test_interrupted_run_resumes_to_identical_metrics(smoke_data, tmp_path, monk
     resumed = train_run(smoke_data, split, "lasermix", tmp_path / "resumed", **kwargs)
     assert resumed["miou"] == whole["miou"]
     assert resumed["confusion_matrix"] == whole["confusion_matrix"]
+
+
+def test_resume_refuses_another_configuration(smoke_data, tmp_path, monkeypatch):
+    from kdseg.budgets import make_split
+    from kdseg.datasets.splits import split_frames
+    from kdseg.errors import ConfigError
+    from kdseg.lidar_data import LidarBatches
+    from kdseg.run import train_run
+
+    split = make_split("street", split_frames(smoke_data, "train"), "scans-50", seed=0)
+    original = LidarBatches.__call__
+
+    def stop_at_1(self, step):
+        if step == 1:
+            raise KeyboardInterrupt
+        return original(self, step)
+
+    monkeypatch.setattr(LidarBatches, "__call__", stop_at_1)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(smoke_data, split, "mean_teacher", tmp_path / "r", scale="smoke")
+    monkeypatch.setattr(LidarBatches, "__call__", original)
+    with pytest.raises(ConfigError, match=r"differs in \['options'\]"):
+        train_run(
+            smoke_data,
+            split,
+            "mean_teacher",
+            tmp_path / "r",
+            scale="smoke",
+            options={"consistency_weight": 5.0},
+        )
