@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kdseg import IGNORE_INDEX
-from kdseg.datasets.semantickitti import SemanticKITTI, read_image
+from kdseg.datasets.semantickitti import SemanticKITTI
 from kdseg.datasets.semantickitti_labels import CLASS_NAMES, NUM_CLASSES
 from kdseg.geometry import project_points
 
@@ -82,8 +82,10 @@ def dataset_stats(
         size = image_size
         img_path = ds.path(seq, "image_2", idx)
         if img_path.is_file():
-            h, w = read_image(img_path).shape[:2]
-            size = (w, h)
+            from PIL import Image
+
+            with Image.open(img_path) as im:  # reads the header only, not the pixels
+                size = im.size
         if size is None:
             raise ValueError(f"{img_path}: no image and no image_size given for the in-image share")
         proj = project_points(frame.points[:, :3], frame.calib.P2, frame.calib.Tr, size)
