@@ -40,13 +40,14 @@ class LidarFrame:
 
 
 def synthetic_frame() -> LidarFrame:
-    """Scan 0 of the default-scale synthetic street sequence 00 (no files needed)."""
+    """Scan 0 of synthetic street sequence 00 at the ``full`` generator scale (64 x 1024
+    firings, ~59k points like an HDL-64E scan; the default-scale runs see 32 x 512)."""
     from kdseg.datasets.synthetic_street import StreetConfig
     from kdseg.datasets.synthetic_street.frames import SequenceSimulator
 
-    cfg = StreetConfig.for_scale("default")
+    cfg = StreetConfig.for_scale("full")
     frame = SequenceSimulator(cfg, "00", cfg.train_frames).frame(0)
-    return LidarFrame("synthetic street 00/000000 (default scale)", torch.from_numpy(frame.points))
+    return LidarFrame("synthetic street 00/000000 (full scale)", torch.from_numpy(frame.points))
 
 
 def semantickitti_frame() -> LidarFrame | None:

@@ -8,7 +8,7 @@ from kdseg.datasets.synthetic_street import StreetConfig
 from kdseg.datasets.synthetic_street.frames import SequenceSimulator
 
 
-@pytest.mark.parametrize("scale", ["smoke", "default"])
+@pytest.mark.parametrize("scale", ["smoke", "default", "full"])
 def test_bench_frame(benchmark, scale: str) -> None:
     cfg = StreetConfig.for_scale(scale)
     sim = SequenceSimulator(cfg, "00", cfg.train_frames)

@@ -21,7 +21,7 @@ from kdseg.voxelize import voxelize, voxelize_batch
 
 NUM_CLASSES = 19
 # (backbone, voxel size in metres or None for its default_voxel_size, timed rounds)
-STEP_CASES = [("minkunet_small", None, 5), ("minkunet18", 0.05, 2)]
+STEP_CASES = [("minkunet_tiny", None, 5), ("minkunet_small", None, 5), ("minkunet18", 0.05, 2)]
 
 
 def dense_matmul_gflops(shapes: list[tuple[int, int, int]], repeats: int = 2) -> float:

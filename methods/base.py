@@ -35,7 +35,7 @@ def option(default: Any, help: str) -> Any:
 class Options:
     """Options shared by all LiDAR methods."""
 
-    backbone: str = option("minkunet_small", "registered backbone (kdseg.models.list_backbones)")
+    backbone: str = option("minkunet_tiny", "registered backbone (kdseg.models.list_backbones)")
     voxel_size: float | None = option(None, "voxel edge in metres; None = backbone default")
     coord_scale: float = option(
         20.0, "x, y, z input features are divided by this (metres) [DESIGN: O(1) features]"

@@ -1,6 +1,8 @@
 # Datasets: generate the embedded synthetic data, or check the real data under data_root;
 # then write the label-budget split files.
 
+from kdseg.datasets.synthetic_street import StreetConfig
+
 
 rule generate_street:
     output:
@@ -8,12 +10,13 @@ rule generate_street:
     log:
         "logs/data/generate_{gscale}_{dataset}.log",
     wildcard_constraints:
-        gscale="smoke|default",
+        gscale="smoke|default|full",
     conda:
         "../envs/kdseg.yaml"
     threads: 2
     params:
         kdseg=KDSEG,
+        generator=lambda wc: StreetConfig.for_scale(wc.gscale).fingerprint(),  # reruns on change
     shell:
         "{params.kdseg} generate --scale {wildcards.gscale} --workers {threads} "
         "--out $(dirname {output.meta}) > {log} 2>&1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +33,8 @@ class StreetConfig:
     train_frames: int = _f(40, "frames per training sequence")
     val_frames: int = _f(50, "frames per validation sequence")
     frame_interval_s: float = _f(0.2, "time between consecutive scans, seconds")
-    beams: int = _f(64, "LiDAR beams (subsampled from the HDL-64E elevation table)")
-    azimuth_steps: int = _f(1024, "LiDAR firings per revolution (360 degrees)")
+    beams: int = _f(32, "LiDAR beams (evenly subsampled from the HDL-64E elevation table)")
+    azimuth_steps: int = _f(512, "LiDAR firings per revolution (360 degrees)")
     max_range_m: float = _f(90.0, "LiDAR maximum range, metres")
     min_range_m: float = _f(2.5, "LiDAR minimum range (returns closer are discarded), metres")
     range_noise_m: float = _f(0.02, "standard deviation of the LiDAR range noise, metres")
@@ -52,12 +53,15 @@ class StreetConfig:
     # ------------------------------------------------------------------ construction
     @classmethod
     def for_scale(cls, scale: str, **overrides: Any) -> StreetConfig:
-        """The named scale ``"smoke"`` (unit tests, seconds) or ``"default"`` (~250 frames).
+        """The named scale: ``"smoke"`` (unit tests, seconds), ``"default"`` (250 scans of
+        32 beams x 512 firings, ~14.7k points each: the CPU tables) or ``"full"`` (the same
+        scenes at HDL-64E-like resolution, 64 x 1024 firings, ~59k points per scan).
 
         ``overrides`` replace single fields, e.g. ``for_scale("smoke", seed=3)``.
         """
         scales: dict[str, dict[str, Any]] = {
             "default": {},
+            "full": {"beams": 64, "azimuth_steps": 1024},
             "smoke": {
                 "train_sequences": ("00",),
                 "val_sequences": ("08",),
@@ -132,6 +136,13 @@ class StreetConfig:
         return {
             k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
         }
+
+    def fingerprint(self) -> str:
+        """Canonical JSON of :data:`GENERATOR_VERSION` and every field: equal strings mean equal
+        bytes (the workflow reruns generation when it changes)."""
+        return json.dumps(
+            {"generator_version": GENERATOR_VERSION, **self.to_dict()}, sort_keys=True
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StreetConfig:

@@ -1,6 +1,7 @@
 """Sparse segmentation models: backbone registry, MinkUNet family, SegNet.
 
-Importing this package registers the built-in backbones (``minkunet18``, ``minkunet_small``).
+Importing this package registers the built-in backbones (``minkunet18``, ``minkunet_small``,
+``minkunet_tiny``).
 """
 
 from kdseg.models import minkunet as _minkunet  # noqa: F401  (registers the backbones)

@@ -156,9 +156,23 @@ def minkunet18(in_channels: int = 4) -> MinkUNet:
     )
 
 
+@register_backbone("minkunet_tiny")
+def minkunet_tiny(in_channels: int = 4) -> MinkUNet:
+    """CPU default of the embedded tables: stem 12, 1 block per stage, narrow decoder, 0.3 m."""
+    return MinkUNet(
+        in_channels=in_channels,
+        stem_channels=12,
+        encoder_channels=(16, 32, 64, 96),
+        decoder_channels=(48, 32, 24, 16),
+        encoder_blocks=1,
+        decoder_blocks=1,
+        default_voxel_size=0.3,
+    )
+
+
 @register_backbone("minkunet_small")
 def minkunet_small(in_channels: int = 4) -> MinkUNet:
-    """Small default that trains on a 2-core CPU: stem 16, 1 block per stage, 0.2 m voxels."""
+    """Small network for CPU runs at finer voxels: stem 16, 1 block per stage, 0.2 m voxels."""
     return MinkUNet(
         in_channels=in_channels,
         stem_channels=16,
