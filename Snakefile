@@ -9,6 +9,7 @@ configfile: "config/config.yaml"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/teacher.smk"
 include: "rules/train.smk"
 include: "rules/report.smk"
 
@@ -17,3 +18,4 @@ rule all:
     default_target: True
     input:
         expand("reports/{study}.pdf", study=STUDIES),
+        ["reports/figures/ignet_frame.png"] if IGNET_FIGURE else [],

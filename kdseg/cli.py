@@ -86,6 +86,9 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--scale", default="default", help="smoke | default | paper")
     tr.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     tr.add_argument("--out", required=True, help="run folder")
+    tr.add_argument(
+        "--features", help="2D feature cache folder (from `kdseg features`) for IGNet-type methods"
+    )
     tr.add_argument("--mlflow-experiment", help="log the run to this MLflow experiment")
     tr.add_argument("--mlflow-uri", help="tracking URI (default: $MLFLOW_TRACKING_URI or sqlite)")
     tr.add_argument("--job-key", help="stable job identifier (MLflow tag kdseg.job_key)")
@@ -97,6 +100,35 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--out", required=True, help="JSON record: experiment name -> id")
     m.add_argument("experiments", nargs="+", help="experiment names")
     m.set_defaults(func=commands.mlflow_init)
+
+
+def _add_teacher_commands(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("teacher", help="train (or adopt) the 2D teacher: DIR/teacher.pt + metrics")
+    t.add_argument("--data", required=True, help="SemanticKITTI-layout root with source/ images")
+    t.add_argument("--out", required=True, help="folder for teacher.pt and metrics.json")
+    t.add_argument("--scale", default="default", help="smoke | default | paper")
+    t.add_argument("--option", action="append", metavar="KEY=VALUE", help="teacher option")
+    t.add_argument("--options-json", help="teacher options as one JSON object")
+    t.add_argument("--checkpoint", help="adopt this teacher checkpoint instead of training")
+    t.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    t.set_defaults(func=commands.teacher)
+
+    f = sub.add_parser("features", help="cache the 2D teacher's per-point features")
+    f.add_argument("--data", required=True, help="SemanticKITTI-layout dataset root")
+    f.add_argument("--teacher", required=True, help="teacher checkpoint (teacher.pt)")
+    f.add_argument("--out", required=True, help="cache folder (gets manifest.json last)")
+    f.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    f.set_defaults(func=commands.features)
+
+    g = sub.add_parser("ignet-figure", help="camera + BEV picture of Sup-only vs IGNet on a frame")
+    g.add_argument("--data", required=True, help="SemanticKITTI-layout dataset root")
+    g.add_argument("--teacher", required=True, help="2D teacher checkpoint (teacher.pt)")
+    g.add_argument("--sup-only", required=True, help="run folder of Sup-only (model.pt)")
+    g.add_argument("--ignet", required=True, help="run folder of IGNet (model.pt)")
+    g.add_argument("--val-frame", type=int, default=0, help="index among the validation frames")
+    g.add_argument("--png", required=True, help="output PNG")
+    g.add_argument("--pdf", required=True, help="output PDF")
+    g.set_defaults(func=commands.ignet_figure)
 
 
 def _add_report_commands(sub: argparse._SubParsersAction) -> None:
@@ -118,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     _add_data_commands(sub)
     _add_train_commands(sub)
+    _add_teacher_commands(sub)
     _add_report_commands(sub)
     return p
 

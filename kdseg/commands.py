@@ -95,6 +95,7 @@ def train(args: argparse.Namespace) -> int:
         "variant": args.variant,
         "trainer_overrides": parse_key_values(args.trainer, "--trainer"),
         "augment_overrides": parse_key_values(args.augment, "--augment"),
+        "features_dir": args.features,
     }
     if args.mlflow_experiment:
         from kdseg.mlflow_tracking import log_run_outputs, tracker_for_job
@@ -113,6 +114,58 @@ def train(args: argparse.Namespace) -> int:
         f"{args.variant or args.method} / {budget_split.budget} / seed {args.seed}: "
         f"mIoU {100 * result['miou']:.2f} in {result['wall_time_s']:.1f} s -> {args.out}"
     )
+    return 0
+
+
+def teacher(args: argparse.Namespace) -> int:
+    """Train the 2D teacher at a scale (or adopt ``--checkpoint``): DIR/teacher.pt, metrics.json."""
+    import torch
+
+    from kdseg.image2d import TeacherOptions, adopt_teacher, train_teacher
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = json.loads(args.options_json) if args.options_json else {}
+    overrides.update(parse_key_values(args.option, "--option"))
+    if args.checkpoint:
+        if overrides:
+            raise SystemExit("kdseg teacher: --option/--options-json do not apply to --checkpoint")
+        metrics = adopt_teacher(args.data, args.checkpoint, args.out)
+        miou = metrics["miou"]
+        shown = "not scored (no labels_2)" if miou is None else f"mIoU {100 * miou:.2f}"
+        print(f"adopted {args.checkpoint}: {shown} -> {args.out}")
+        return 0
+    metrics = train_teacher(args.data, args.out, TeacherOptions.for_scale(args.scale, **overrides))
+    after = metrics["miou_after_adaptation"]
+    print(
+        f"2D teacher ({args.scale}): mIoU {100 * metrics['miou_before_adaptation']:.2f} before, "
+        + ("no adaptation" if after is None else f"{100 * after:.2f} after adaptation")
+        + f" -> {args.out}"
+    )
+    return 0
+
+
+def features(args: argparse.Namespace) -> int:
+    """Cache the per-point features of every train and val frame (``cache_features``)."""
+    import torch
+
+    from kdseg.image2d import cache_features
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = cache_features(args.data, args.teacher, args.out)
+    print(f"{result['manifest']}: {result['written']} written, {result['reused']} reused")
+    return 0
+
+
+def ignet_figure(args: argparse.Namespace) -> int:
+    """Camera image + teacher prediction and BEVs of ground truth, Sup-only and IGNet."""
+    from kdseg.viz import save_ignet_figure
+
+    seq, idx = save_ignet_figure(
+        args.data, args.teacher, args.sup_only, args.ignet, args.val_frame, args.png, args.pdf
+    )
+    print(f"frame {seq}/{idx:06d} -> {args.png}, {args.pdf}")
     return 0
 
 
@@ -147,7 +200,11 @@ def report(args: argparse.Namespace) -> int:
         from kdseg.io import write_text
         from kdseg.report.markdown import table_markdown
 
-        parts = [f"{t.caption}\n\n{table_markdown(t)}\n" for t in (result.main, result.per_class)]
+        parts = [
+            f"{t.caption}\n\n{table_markdown(t)}\n"
+            + "".join(f"\n{mark} {text}\n" for mark, text in t.footnotes)
+            for t in (result.main, result.per_class)
+        ]
         write_text(args.markdown, "\n".join(parts))
     for item in result.missing:
         print(f"missing run: {item}")

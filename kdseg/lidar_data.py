@@ -6,6 +6,9 @@ A batch holds ``labelled`` clouds (labels = train ids where the budget labels a 
 elsewhere) and ``unlabelled`` clouds (labels all hidden). Under the ``full`` budget there are no
 unlabelled scans, so semi-supervised methods draw their unlabelled clouds from the labelled
 scans with the labels hidden (the LaserMix "full" convention).
+
+Given a 2D feature cache (``features_dir``), every cloud also carries the 2D teacher's per-point
+guidance (:mod:`kdseg.guidance`); augmentation moves points only, so it rides along unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 from kdseg import IGNORE_INDEX
 from kdseg.budgets import FrameId, Split
 from kdseg.datasets.semantickitti import SemanticKITTI
+from kdseg.guidance import GuidanceStore
 
 
 @dataclass(frozen=True)
@@ -35,11 +39,25 @@ class AugmentConfig:
 @dataclass
 class Cloud:
     """One cloud of a batch: ``points (N, 4)`` float32 tensor, ``labels (N,)`` int64 tensor,
-    and where it came from (``frame``)."""
+    and where it came from (``frame``).
+
+    Optional 2D guidance (all ``None`` unless the batches were given a feature cache):
+    ``features_2d (N, C)`` float32 teacher features (zeros outside the image), ``valid_2d (N,)``
+    bool (the point projects into the camera image) and ``pred_2d (N,)`` int64 teacher classes
+    (255 where not valid).
+    """
 
     points: torch.Tensor
     labels: torch.Tensor
     frame: FrameId
+    features_2d: torch.Tensor | None = None
+    valid_2d: torch.Tensor | None = None
+    pred_2d: torch.Tensor | None = None
+
+    @property
+    def has_guidance(self) -> bool:
+        """Whether the 2D guidance fields are set."""
+        return self.features_2d is not None and self.valid_2d is not None
 
 
 @dataclass
@@ -100,6 +118,8 @@ class LidarBatches:
         split: the budget split (labelled / unlabelled scans, supervision).
         labelled_per_batch, unlabelled_per_batch: clouds of each kind per iteration.
         seed: the run's seed; iteration ``k`` uses ``numpy.random.default_rng((seed, k))``.
+        features_dir: a 2D feature cache (``kdseg features``); every cloud then carries its
+            guidance (``features_2d``, ``valid_2d``, ``pred_2d``).
     """
 
     def __init__(
@@ -110,6 +130,7 @@ class LidarBatches:
         unlabelled_per_batch: int = 0,
         seed: int = 0,
         augment_cfg: AugmentConfig | None = None,
+        features_dir: str | Path | None = None,
     ) -> None:
         if not split.labelled:
             raise ValueError(f"split {split.dataset}/{split.budget}: no labelled scans")
@@ -120,6 +141,7 @@ class LidarBatches:
         self.seed = seed
         self.aug = augment_cfg or AugmentConfig()
         self.unlabelled_pool: Sequence[FrameId] = split.unlabelled or split.labelled
+        self.guidance = GuidanceStore(features_dir) if features_dir is not None else None
 
     def __call__(self, step: int) -> LidarBatch:
         rng = np.random.default_rng((self.seed, step))
@@ -132,4 +154,10 @@ class LidarBatches:
         points, labels = self.store.get(frame, self.split.supervision)
         pts = augment(points, rng, self.aug)
         lab = np.full_like(labels, IGNORE_INDEX) if hide else labels
-        return Cloud(torch.from_numpy(pts), torch.from_numpy(lab), frame)
+        cloud = Cloud(torch.from_numpy(pts), torch.from_numpy(lab), frame)
+        if self.guidance is not None:
+            g = self.guidance.get(frame, points.shape[0])
+            cloud.features_2d = torch.from_numpy(g.features)
+            cloud.valid_2d = torch.from_numpy(g.valid)
+            cloud.pred_2d = torch.from_numpy(g.pred)
+        return cloud

@@ -1,7 +1,8 @@
 """Train and evaluate one run: (dataset, budget split, method variant, seed, scale) -> DIR.
 
 Writes, atomically, ``DIR/metrics.json`` (mIoU, per-class IoU, the resolved config, wall time,
-parameter count and inference latency of the deployed network), ``DIR/model.pt`` (the deployed
+parameter count and inference latency of the deployed network and, for every method but
+Sup-only, its inference parity with a Sup-only network), ``DIR/model.pt`` (the deployed
 network's ``state_dict``, loadable with ``torch.load(weights_only=True)``) and the training log
 ``DIR/train_log.jsonl``. The checkpoint in DIR lets an interrupted run resume.
 """
@@ -23,9 +24,10 @@ from kdseg.datasets.semantickitti_labels import CLASS_NAMES, NUM_CLASSES
 from kdseg.datasets.splits import split_frames
 from kdseg.errors import ConfigError
 from kdseg.evaluator import ConfusionMatrix
+from kdseg.guidance import FEATURES_2D, GuidanceStore
 from kdseg.io import atomic_open, write_json
 from kdseg.lidar_data import AugmentConfig, FrameStore, LidarBatches
-from kdseg.methods.base import build_method
+from kdseg.methods.base import build_method, method_class
 from kdseg.scales import get_scale
 from kdseg.seeding import seed_everything
 from kdseg.segmenter import PointSegmenter
@@ -74,6 +76,61 @@ def inference_latency_ms(
     return float(np.median(times))
 
 
+def _timed_predict(net: PointSegmenter, cloud: torch.Tensor) -> float:
+    """Wall time (ms) of one ``net.predict(cloud)`` (CUDA synchronised)."""
+    cuda = cloud.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    net.predict(cloud)
+    if cuda:
+        torch.cuda.synchronize()
+    return 1000.0 * (time.perf_counter() - t0)
+
+
+def inference_parity(
+    net: PointSegmenter, store: FrameStore, frames: list[tuple[str, int]], repeats: int = 3
+) -> dict[str, float]:
+    """Parameters and latency of ``net`` against a Sup-only network of the same backbone.
+
+    The reference is a fresh :class:`PointSegmenter` with ``net``'s backbone, classes, voxel size
+    and coordinate scale (weights do not change the cost of a sparse network). Both predict the
+    same ``frames`` ``repeats`` times, interleaved in this process (which of the two goes first
+    alternates from one timed frame to the next), after one warm-up each; latencies are
+    medians, in ms.
+    """
+    device = next(net.parameters()).device
+    ref = PointSegmenter(
+        net.backbone_name,
+        net.num_classes,
+        voxel_size=net.voxel_size,
+        in_channels=net.in_channels,
+        coord_scale=net.coord_scale,
+    ).to(device)
+    ref.eval()
+    clouds = [torch.from_numpy(store.get(f, "eval")[0]).to(device) for f in frames]
+    net.predict(clouds[0])
+    ref.predict(clouds[0])
+    times: dict[str, list[float]] = {"net": [], "ref": []}
+    for k, cloud in enumerate(clouds * repeats):
+        order = (("net", net), ("ref", ref)) if k % 2 == 0 else (("ref", ref), ("net", net))
+        for name, model in order:
+            times[name].append(_timed_predict(model, cloud))
+    n = sum(p.numel() for p in net.parameters())
+    n0 = sum(p.numel() for p in ref.parameters())
+    t, t0 = float(np.median(times["net"])), float(np.median(times["ref"]))
+    return {
+        "parameters": n,
+        "parameters_sup_only": n0,
+        "parameters_ratio": n / n0,
+        "latency_ms": t,
+        "latency_sup_only_ms": t0,
+        "latency_ratio": t / t0,
+        "frames": len(frames),
+        "repeats": repeats,
+    }
+
+
 def guard_resume(out: Path, checkpoint: Path, resolved: dict[str, Any]) -> None:
     """Refuse to resume a checkpoint made under another run configuration.
 
@@ -107,15 +164,43 @@ def train_run(
     augment_overrides: Mapping[str, Any] | None = None,
     tracker: Tracker | None = None,
     variant: str | None = None,
+    features_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train ``method`` on ``split`` and evaluate it on the validation sequences.
 
+    ``features_dir``: the 2D feature cache (``kdseg features``) a method that requires
+    ``features_2d`` (IGNet) trains with; its width sets the method option ``feature_dim_2d``.
     Returns the metrics dictionary that is also written to ``out_dir/metrics.json``. ``tracker``
     receives params and per-iteration losses; its owner finishes it.
+
+    Raises:
+        ConfigError: ``features_dir`` is missing for a method that requires 2D features, or the
+            cache's feature width contradicts an explicit ``feature_dim_2d``.
     """
     out = Path(out_dir)
     run_scale = get_scale(scale)
     opts = {**run_scale.method_defaults, **(options or {})}
+    guidance_info: dict[str, Any] = {}
+    if FEATURES_2D in method_class(method).requires:
+        if features_dir is None:
+            raise ConfigError(
+                "features_dir",
+                f"method {method!r} requires per-point 2D features ({FEATURES_2D!r}): give a "
+                "feature cache (kdseg train --features DIR, from `kdseg features`)",
+            )
+        cache = GuidanceStore(features_dir)  # fails early, naming the manifest
+        if opts.setdefault("feature_dim_2d", cache.feature_dim) != cache.feature_dim:
+            raise ConfigError(
+                f"{method}.feature_dim_2d",
+                f"is {opts['feature_dim_2d']} but the cache {features_dir} holds "
+                f"{cache.feature_dim}-channel features",
+            )
+        guidance_info = {
+            "features_dir": str(features_dir),
+            "teacher_sha256": cache.teacher_sha256,
+        }
+    else:
+        features_dir = None  # a cache given to a method that does not use it is not loaded
     seed_everything(seed)  # the initial weights depend on the seed only
     model = build_method(method, NUM_CLASSES, opts)
     tcfg = TrainerConfig.from_dict(
@@ -140,6 +225,7 @@ def train_run(
         unlabelled_per_batch=model.opts.unlabelled_per_batch,
         seed=seed,
         augment_cfg=augment_cfg,
+        features_dir=features_dir,
     )
     val = evaluation_frames(data_root, run_scale.eval_max_frames)
     cms: list[ConfusionMatrix] = []
@@ -167,12 +253,19 @@ def train_run(
         "labelled_scans": len(split.labelled),
         "unlabelled_scans": len(split.unlabelled),
         "val_frames": len(val),
+        **({"guidance": guidance_info} if guidance_info else {}),
     }
     trainer = Trainer(model, batches, tcfg, out, tracker=trk, evaluate=evaluate)
     guard_resume(out, trainer.checkpoint_path, resolved)
     metrics = trainer.fit(resume=True)
     net = model.inference_network().eval()
-    latency = inference_latency_ms(net, store, val[: run_scale.latency_frames])
+    timed = val[: run_scale.latency_frames]
+    parity = None
+    if method == "sup_only":
+        latency = inference_latency_ms(net, store, timed)
+    else:  # one interleaved measurement gives the latency and the parity with Sup-only
+        parity = inference_parity(net, store, timed)
+        latency = parity["latency_ms"]
     params = sum(p.numel() for p in net.parameters())
     result = {
         "miou": metrics["miou"],
@@ -183,10 +276,14 @@ def train_run(
         "parameters": params,
         "inference_latency_ms": latency,
         "config": resolved,
+        **({"parity": parity} if parity is not None else {}),
     }
     with atomic_open(out / "model.pt", "wb") as fh:
         torch.save(net.state_dict(), fh)
     write_json(out / "metrics.json", result)
-    trk.log_metrics({"parameters": params, "inference_latency_ms": latency})
+    logged = {"parameters": params, "inference_latency_ms": latency}
+    if parity is not None:
+        logged |= {f"parity/{k}": float(parity[k]) for k in ("parameters_ratio", "latency_ratio")}
+    trk.log_metrics(logged)
     log.finish()  # the caller owns `tracker` and finishes it
     return result

@@ -20,6 +20,7 @@ import yaml
 
 from kdseg.budgets import parse_budget
 from kdseg.errors import ConfigError
+from kdseg.guidance import FEATURES_2D
 
 
 @dataclass(frozen=True, order=True)
@@ -91,12 +92,80 @@ def check_semantics(config: dict[str, Any]) -> None:
         for variant in study.get("reported") or {}:
             if variant not in study["rows"]:
                 raise ConfigError(f"{where}.reported.{variant}", "not a row of this study")
+    for name, ds in config["datasets"].items():
+        check_teacher(config, name, ds)
+
+
+def check_teacher(config: dict[str, Any], name: str, ds: dict[str, Any]) -> None:
+    """The 2D teacher settings of dataset ``name`` (IGNet): options, checkpoint, real data."""
+    from kdseg.image2d import TeacherOptions
+
+    where = f"datasets.{name}"
+    try:
+        TeacherOptions.for_scale(
+            scale_settings(config)["train_scale"], **(ds.get("teacher_options") or {})
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.teacher_options.{exc.key}", exc.problem) from None
+    except TypeError as exc:  # an option of the wrong type
+        raise ConfigError(f"{where}.teacher_options", str(exc)) from None
+    checkpoint = ds.get("teacher_checkpoint")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise ConfigError(f"{where}.teacher_checkpoint", f"file {checkpoint} does not exist")
+    needs_teacher = any(
+        FEATURES_2D in variant_requires(config, row)
+        for study in config["studies"].values()
+        if study["dataset"] == name
+        for row in study["rows"]
+    )
+    if config["data"] == "real" and needs_teacher and checkpoint is None:
+        raise ConfigError(
+            f"{where}.teacher_checkpoint",
+            "real data ship no synthetic source images to train the 2D teacher on: "
+            "give a teacher checkpoint",
+        )
+
+
+def check_figure(config: dict[str, Any]) -> None:
+    """``ignet_figure`` names a dataset, variants and a budget/seed that studies train."""
+    fig = config.get("ignet_figure")
+    if fig is None:
+        return
+    if fig["dataset"] not in config["datasets"]:
+        raise ConfigError("ignet_figure.dataset", f"unknown dataset {fig['dataset']!r}")
+    for key in ("baseline", "variant"):
+        if fig[key] not in config["variants"]:
+            raise ConfigError(f"ignet_figure.{key}", f"unknown variant {fig[key]!r}")
+    if FEATURES_2D not in variant_requires(config, fig["variant"]):
+        raise ConfigError("ignet_figure.variant", f"{fig['variant']!r} uses no 2D teacher")
+    trained = {job for study in config["studies"] for job in study_jobs(config, study)}
+    for key in ("baseline", "variant"):
+        job = Job(fig["dataset"], fig[key], fig["budget"], int(fig["seed"]))
+        if job not in trained:
+            raise ConfigError(f"ignet_figure.{key}", f"no study trains run {job.key}")
 
 
 def validate_config(config: dict[str, Any], schema_path: str | Path) -> None:
     """Schema then semantics; raises :class:`ConfigError` naming the key."""
     check_schema(config, schema_path)
     check_semantics(config)
+    check_figure(config)
+
+
+def variant_requires(config: dict[str, Any], variant: str) -> frozenset[str]:
+    """The extra inputs (``Method.requires``) of a variant's method, e.g. ``{"features_2d"}``."""
+    from kdseg.methods.base import method_class
+
+    return method_class(config["variants"][variant]["method"]).requires
+
+
+def teacher_args(config: dict[str, Any], dataset: str) -> list[str]:
+    """``kdseg teacher`` arguments of a dataset: adopt its checkpoint, or train at the scale."""
+    ds = config["datasets"][dataset]
+    if ds.get("teacher_checkpoint"):
+        return ["--checkpoint", str(ds["teacher_checkpoint"])]
+    options = json.dumps(ds.get("teacher_options") or {}, sort_keys=True)
+    return ["--scale", scale_settings(config)["train_scale"], "--options-json", options]
 
 
 def scale_settings(config: dict[str, Any]) -> dict[str, Any]:

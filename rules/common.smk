@@ -1,11 +1,13 @@
 # Configuration loading, validation (before any job runs) and path helpers.
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
+from kdseg.guidance import FEATURES_2D
 from kdseg.workflow import (
     dataset_root,
     home_study,
@@ -13,8 +15,10 @@ from kdseg.workflow import (
     study_jobs,
     study_definition,
     study_seeds,
+    teacher_args,
     validate_config,
     variant_fingerprint,
+    variant_requires,
     Job,
 )
 
@@ -80,3 +84,42 @@ def study_json(wildcards):
 def reported_csv(wildcards):
     path = config.get("reported_numbers")
     return path if config["data"] == "real" and path else "none"
+
+
+def teacher_dir(dataset):
+    return f"{RESULTS}/teacher2d/{dataset}"
+
+
+def teacher_inputs(wildcards):
+    """The data record, plus the user's teacher checkpoint when one is configured."""
+    inputs = {"ready": f"{RESULTS}/data/{wildcards.dataset}.json"}
+    user_teacher = config["datasets"][wildcards.dataset].get("teacher_checkpoint")
+    if user_teacher:
+        inputs["user_teacher"] = user_teacher
+    return inputs
+
+
+def teacher_source(wildcards):
+    return shlex.join(teacher_args(config, wildcards.dataset))
+
+
+def feature_inputs(wildcards):
+    """The 2D feature cache of the dataset, for variants whose method requires it."""
+    if FEATURES_2D in variant_requires(config, wildcards.variant):
+        return {"features": f"{teacher_dir(wildcards.dataset)}/features/manifest.json"}
+    return {}
+
+
+def features_arg(wildcards, input):
+    if "features" in input.keys():
+        return f"--features {shlex.quote(str(Path(input.features).parent))}"
+    return ""
+
+
+IGNET_FIGURE = config.get("ignet_figure")
+
+
+def figure_run(key):
+    fig = IGNET_FIGURE
+    job = Job(fig["dataset"], fig[key], fig["budget"], int(fig["seed"]))
+    return run_dir(job)

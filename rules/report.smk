@@ -24,3 +24,27 @@ rule report_study:
         "--markdown {output.markdown} "
         "--curve-pdf {output.curve_pdf} --curve-png {output.curve_png} "
         "{input.metrics} > {log} 2>&1"
+
+
+if IGNET_FIGURE:
+
+    rule ignet_figure:
+        input:
+            teacher=f"{teacher_dir(IGNET_FIGURE['dataset'])}/teacher.pt",
+            baseline=f"{figure_run('baseline')}/model.pt",
+            variant=f"{figure_run('variant')}/model.pt",
+        output:
+            png=report("reports/figures/ignet_frame.png", category="Figures"),
+            pdf="reports/figures/ignet_frame.pdf",
+        log:
+            f"{LOGS}/report/ignet_frame.log",
+        conda:
+            "../envs/kdseg.yaml"
+        params:
+            kdseg=KDSEG,
+            root=data_root(IGNET_FIGURE["dataset"]),
+            val_frame=IGNET_FIGURE.get("val_frame", 0),
+        shell:
+            "{params.kdseg} ignet-figure --data {params.root:q} --teacher {input.teacher} "
+            "--sup-only $(dirname {input.baseline}) --ignet $(dirname {input.variant}) "
+            "--val-frame {params.val_frame} --png {output.png} --pdf {output.pdf} > {log} 2>&1"

@@ -1,4 +1,5 @@
 # One job per dataset x method variant x budget x seed; every run is logged to MLflow.
+# Variants whose method requires 2D features (IGNet) also wait for the dataset's feature cache.
 
 
 rule mlflow_init:
@@ -20,6 +21,7 @@ rule mlflow_init:
 
 rule train:
     input:
+        unpack(feature_inputs),
         split=f"{RESULTS}/splits/{{dataset}}/{{budget}}/seed{{seed}}.json",
         ready=f"{RESULTS}/data/{{dataset}}.json",
         mlflow=f"{RESULTS}/mlflow_experiments.json",
@@ -47,10 +49,11 @@ rule train:
         job_key=lambda wc: job_of(wc).key,
         scale=SETTINGS["train_scale"],
         uri=MLFLOW_URI,
+        features=features_arg,
     shell:
         "{params.kdseg} train --data {params.root:q} --split {input.split} --method {params.method} "
         "--variant {wildcards.variant} --options-json {params.options:q} "
-        "--seed {wildcards.seed} --scale {params.scale} --threads {threads} "
+        "--seed {wildcards.seed} --scale {params.scale} --threads {threads} {params.features} "
         "--out $(dirname {output.metrics}) --mlflow-uri {params.uri:q} "
         "--mlflow-experiment {params.experiment:q} --job-key {params.job_key:q} "
         "--tag rule=train --tag variant_fingerprint={params.fingerprint} "

@@ -85,6 +85,18 @@ def test_options_are_validated():
     assert set(TeacherOptions.help()) == set(TeacherOptions().to_dict())
 
 
+def test_options_per_scale():
+    assert TeacherOptions.for_scale("default") == TeacherOptions()
+    smoke = TeacherOptions.for_scale("smoke", adaptation="none")
+    assert (smoke.source_iters, smoke.adapt_iters, smoke.feature_dim) == (4, 3, 16)
+    assert smoke.adaptation == "none" and smoke.crop_width == 64
+    assert TeacherOptions.for_scale("paper").arch == "small_fpn"
+    with pytest.raises(ConfigError, match="scale"):
+        TeacherOptions.for_scale("huge")
+    with pytest.raises(ConfigError, match="source_itres"):
+        TeacherOptions.for_scale("smoke", source_itres=2)
+
+
 def test_training_step_lowers_loss_on_a_fixed_batch(street: Path):
     torch.manual_seed(0)
     images, labels = data2d.load_source(street)

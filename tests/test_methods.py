@@ -35,15 +35,30 @@ def _cloud(seed: int, n: int = 1500, labelled: bool = True) -> Cloud:
     return Cloud(torch.from_numpy(pts.astype(np.float32)), torch.from_numpy(labels), ("00", seed))
 
 
+def with_guidance(cloud: Cloud, channels: int, seed: int) -> Cloud:
+    """Synthetic 2D guidance: the points in a 90° front sector are "in the image"."""
+    gen = torch.Generator().manual_seed(seed)
+    n = cloud.points.shape[0]
+    azimuth = torch.atan2(cloud.points[:, 1], cloud.points[:, 0])
+    valid = azimuth.abs() < np.pi / 4
+    feats = torch.randn(n, channels, generator=gen) * valid[:, None]
+    pred = torch.where(valid, torch.randint(0, NUM_CLASSES, (n,), generator=gen), IGNORE_INDEX)
+    cloud.features_2d, cloud.valid_2d, cloud.pred_2d = feats, valid, pred
+    return cloud
+
+
 def _batch(method) -> LidarBatch:
     o = method.opts
     lab = [_cloud(k) for k in range(o.labelled_per_batch)]
     unl = [_cloud(100 + k, labelled=False) for k in range(o.unlabelled_per_batch)]
+    if "features_2d" in method.requires:
+        lab = [with_guidance(c, o.feature_dim_2d, k) for k, c in enumerate(lab)]
+        unl = [with_guidance(c, o.feature_dim_2d, 100 + k) for k, c in enumerate(unl)]
     return LidarBatch(labelled=lab, unlabelled=unl)
 
 
 def test_registry_has_the_baselines():
-    assert {"sup_only", "mean_teacher", "lasermix"} <= set(list_methods())
+    assert {"sup_only", "mean_teacher", "lasermix", "ignet"} <= set(list_methods())
 
 
 @pytest.mark.parametrize("name", list_methods())
@@ -95,3 +110,4 @@ def test_lasermix_mixes_by_inclination():
     # labels of the unlabelled scan stay hidden in the mixes
     pa = inclination_areas(a.points, 4, -25.0, 3.0) % 2 == 0
     assert torch.equal(m1.labels[: int(pa.sum())], a.labels[pa])
+

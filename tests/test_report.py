@@ -372,3 +372,26 @@ def test_markdown_table_keeps_numbers_and_marks():
     assert md[0] == "|  | 1% | Full |"
     assert md[2] == "| A | **10.0 ± 1.0** | – |"
     assert md[3] == "| B | _9.0 ± 0.5 (n=2)_ | **50.0 ± 0.0** |"
+
+
+def test_parity_footnote_means_over_runs(files: list[Path], tmp_path: Path) -> None:
+    parity = {("mt", 0): (1.0, 1.10), ("mt", 1): (1.0, 1.30), ("lm", 0): (1.5, 2.00)}
+    for (variant, seed), (params, latency) in parity.items():
+        path = tmp_path / "runs" / variant / "scans-10" / str(seed) / "metrics.json"
+        data = json.loads(path.read_text())
+        data["parity"] = {"parameters_ratio": params, "latency_ratio": latency}
+        path.write_text(json.dumps(data))
+    table = build_main_table(make_study(), collect_runs(files))
+    (note,) = [text for marker, text in table.footnotes if marker == "*"]
+    assert "mean over 3 runs, parameters ×1.167, latency ×1.47" in note
+    assert "Mean_Teacher & EMA ×1.000 / ×1.20 (n=2); LaserMix ×1.500 / ×2.00 (n=1)." in note
+    assert "Sup-only ×" not in note  # no parity measured for it
+    tex = render_document([table])
+    assert r"\textsuperscript{*}\,Inference parity" in tex and r"$\times$1.167" in tex
+    assert not [f for f in build_main_table(make_study(), collect_runs(files[:3])).footnotes]
+    bad = tmp_path / "runs" / "lm" / "scans-10" / "0" / "metrics.json"
+    data = json.loads(bad.read_text())
+    data["parity"] = {"parameters_ratio": "one", "latency_ratio": 1.0}
+    bad.write_text(json.dumps(data))
+    with pytest.raises(DataFormatError, match=r"parity\.parameters_ratio"):
+        collect_runs(files)

@@ -15,8 +15,10 @@ from kdseg.workflow import (
     dataset_root,
     home_study,
     study_jobs,
+    teacher_args,
     validate_config,
     variant_fingerprint,
+    variant_requires,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,9 +56,39 @@ def test_shipped_config_is_valid(config):
             "expected float",
         ),
         (
-            lambda c: c["studies"]["table1"]["rows"].append("ignet"),
-            "studies.table1.rows[3]",
-            "unknown variant 'ignet'",
+            lambda c: c["studies"]["table1"]["rows"].append("ignet_typo"),
+            "studies.table1.rows[4]",
+            "unknown variant 'ignet_typo'",
+        ),
+        (
+            lambda c: c["variants"]["ignet"].update(options={"fd_loss": "l1"}),
+            "variants.ignet.options.fd_loss",
+            "must be one of",
+        ),
+        (
+            lambda c: c["datasets"]["street"].update(teacher_options={"source_itres": 5}),
+            "datasets.street.teacher_options.source_itres",
+            "unknown 2D teacher option",
+        ),
+        (
+            lambda c: c["datasets"]["street"].update(teacher_checkpoint="/nowhere/teacher.pt"),
+            "datasets.street.teacher_checkpoint",
+            "does not exist",
+        ),
+        (
+            lambda c: c.update(data="real"),
+            "datasets.street.teacher_checkpoint",
+            "give a teacher checkpoint",
+        ),
+        (
+            lambda c: c["ignet_figure"].update(variant="lasermix"),
+            "ignet_figure.variant",
+            "uses no 2D teacher",
+        ),
+        (
+            lambda c: c["ignet_figure"].update(budget="scans-5"),
+            "ignet_figure.baseline",
+            "no study trains run street/sup_only/scans-5/seed0",
         ),
         (
             lambda c: c["studies"]["table1"]["budgets"].append("scans-0"),
@@ -91,10 +123,11 @@ def test_bad_config_names_the_key(config, mutate, key, problem):
 
 def test_study_jobs_and_scale_seeds(config):
     jobs = study_jobs(config, "table1")
-    assert len(jobs) == 3 * 6 * 3
+    assert len(jobs) == 4 * 6 * 3
+    assert len(study_jobs(config, "table_ignet_ablation")) == 4 * 2 * 3
     config["scale"] = "smoke"
     smoke = study_jobs(config, "table1")
-    assert len(smoke) == 3 * 6 and {j.seed for j in smoke} == {0}
+    assert len(smoke) == 4 * 6 and {j.seed for j in smoke} == {0}
     assert home_study(config, smoke[0]) == "table1"
     assert Job("street", "lasermix", "scans-10", 0).key == "street/lasermix/scans-10/seed0"
 
@@ -104,6 +137,19 @@ def test_variant_fingerprint_changes_only_with_that_variant(config):
     config["variants"]["lasermix"]["options"] = {"mix_weight": 2.0}
     after = {v: variant_fingerprint(config, v) for v in config["variants"]}
     assert [v for v in before if before[v] != after[v]] == ["lasermix"]
+
+
+def test_ignet_variants_and_teacher_arguments(config):
+    assert {v for v in config["variants"] if variant_requires(config, v)} == {
+        "ignet_base", "ignet_fd", "ignet_fd_cl", "ignet",
+    }  # fmt: skip
+    assert variant_requires(config, "ignet") == {"features_2d"}
+    assert teacher_args(config, "street") == ["--scale", "default", "--options-json", "{}"]
+    config["scale"] = "smoke"
+    config["datasets"]["street"]["teacher_options"] = {"adaptation": "none"}
+    assert teacher_args(config, "street")[1::2] == ["smoke", '{"adaptation": "none"}']
+    config["datasets"]["street"]["teacher_checkpoint"] = "my/teacher.pt"
+    assert teacher_args(config, "street") == ["--checkpoint", "my/teacher.pt"]
 
 
 def test_dataset_roots(config):

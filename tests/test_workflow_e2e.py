@@ -70,6 +70,21 @@ def test_table1_pdf_lists_every_row_and_column(built):
         assert header in text, header
     assert (built / "reports" / "table1.tex").is_file()
     assert (built / "reports" / "figures" / "table1_budget_curve.png").is_file()
+    assert "Inference parity with Sup-only" in " ".join(text.split())  # the parity footnote
+
+
+def test_ignet_runs_train_with_the_teacher_features(built):
+    import json
+
+    teacher = json.loads((built / "results/smoke/teacher2d/street/metrics.json").read_text())
+    manifest = json.loads(
+        (built / "results/smoke/teacher2d/street/features/manifest.json").read_text()
+    )
+    assert teacher["teacher_sha256"] == manifest["teacher_sha256"]
+    run = built / "results/smoke/runs/street/ignet/scribbles/seed0/metrics.json"
+    metrics = json.loads(run.read_text())
+    assert metrics["config"]["guidance"]["teacher_sha256"] == manifest["teacher_sha256"]
+    assert metrics["parity"]["parameters_ratio"] == 1.0
 
 
 def test_every_run_is_tracked_once_in_mlflow(built):
@@ -77,7 +92,7 @@ def test_every_run_is_tracked_once_in_mlflow(built):
 
     runs = current_runs(f"sqlite:///{built / 'results' / 'mlflow.db'}", "kdseg/smoke/table1")
     keys = sorted(r.data.tags["kdseg.job_key"] for r in runs)
-    assert len(keys) == 3 * 6 and len(set(keys)) == len(keys)
+    assert len(keys) == 4 * 6 and len(set(keys)) == len(keys)
     assert all("miou" in r.data.metrics and "iou/car" in r.data.metrics for r in runs)
 
 

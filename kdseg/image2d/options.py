@@ -17,6 +17,32 @@ from .model import MODELS, STRIDE
 
 ADAPTATIONS: tuple[str, ...] = ("none", "self_training")
 
+#: Option overrides per run scale (:meth:`TeacherOptions.for_scale`); ``default`` = the defaults.
+SCALE_OVERRIDES: dict[str, dict[str, Any]] = {
+    # every code path in a few seconds on the smoke data (160x48 images)
+    "smoke": {
+        "feature_dim": 16,
+        "source_iters": 4,
+        "adapt_iters": 3,
+        "batch_size": 2,
+        "crop_height": 32,
+        "crop_width": 64,
+        "threshold_refresh": 2,
+    },
+    "default": {},
+    # a larger network and schedule for real data on a GPU [DESIGN]
+    "paper": {
+        "arch": "small_fpn",
+        "feature_dim": 64,
+        "source_iters": 8000,
+        "adapt_iters": 4000,
+        "crop_height": 256,
+        "crop_width": 512,
+        "ema_momentum": 0.999,
+        "threshold_refresh": 500,
+    },
+}
+
 
 def _f(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
@@ -97,6 +123,17 @@ class TeacherOptions:
         for key in ("lr", "adapt_lr"):
             if not getattr(self, key) > 0:
                 raise ConfigError(key, f"must be > 0, got {getattr(self, key)}")
+
+    @classmethod
+    def for_scale(cls, scale: str, **overrides: Any) -> TeacherOptions:
+        """The options of a run scale (``smoke``, ``default``, ``paper``) with ``overrides``.
+
+        Raises:
+            ConfigError: ``scale`` is unknown, or an override key is not an option.
+        """
+        if scale not in SCALE_OVERRIDES:
+            raise ConfigError("scale", f"unknown scale {scale!r}; known {sorted(SCALE_OVERRIDES)}")
+        return cls.from_dict({**SCALE_OVERRIDES[scale], **overrides})
 
     def augment(self) -> AugmentConfig:
         """The augmentation part of the options."""

@@ -17,14 +17,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdseg import IGNORE_INDEX
+from kdseg.datasets.semantickitti import SemanticKITTI
 from kdseg.datasets.semantickitti_labels import CLASS_NAMES
 from kdseg.datasets.splits import sequence_split
 from kdseg.evaluator import ConfusionMatrix, SegMetrics
-from kdseg.io import write_json
+from kdseg.io import atomic_open, write_json
 from kdseg.seeding import seed_everything
 
 from .data import load_source, load_target_eval, source_batch
-from .model import build_model, count_parameters, file_sha256, pad_to_stride, save_teacher
+from .model import (
+    build_model,
+    count_parameters,
+    file_sha256,
+    load_teacher,
+    pad_to_stride,
+    save_teacher,
+)
 from .options import TeacherOptions
 
 TEACHER_FILE = "teacher.pt"
@@ -153,6 +161,7 @@ def train_teacher(
     save_teacher(out_dir / TEACHER_FILE, model, options.arch, options.to_dict())
     final = after if after is not None else before
     metrics: dict[str, Any] = {
+        "source": "trained",
         "miou_before_adaptation": before.miou,
         "miou_after_adaptation": after.miou if after is not None else None,
         "miou": final.miou,
@@ -173,6 +182,50 @@ def train_teacher(
         "teacher_sha256": file_sha256(out_dir / TEACHER_FILE),
         "num_source_images": int(src_images.shape[0]),
         "num_eval_images": int(val_images.shape[0]),
+    }
+    write_json(out_dir / METRICS_FILE, metrics)
+    return metrics
+
+
+def adopt_teacher(
+    dataset_root: str | Path, checkpoint: str | Path, out_dir: str | Path
+) -> dict[str, Any]:
+    """Use a user-supplied teacher checkpoint instead of training one.
+
+    The checkpoint is validated (:func:`kdseg.image2d.model.load_teacher` raises
+    ``DataFormatError`` naming it), copied byte for byte to ``out_dir/teacher.pt`` (so the
+    feature cache records the same SHA-256) and scored on the target images of the validation
+    sequences when their ``labels_2`` exist (real SemanticKITTI ships none: ``miou`` is then
+    ``None``). Writes ``out_dir/metrics.json``; returns its content.
+    """
+    t_start = time.perf_counter()
+    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    teacher = load_teacher(checkpoint)
+    with atomic_open(out_dir / TEACHER_FILE, "wb") as fh:
+        fh.write(checkpoint.read_bytes())
+    split = sequence_split(dataset_root)
+    ds = SemanticKITTI(dataset_root)
+    frames = [(s, i) for s in split["val"] for i in ds.frame_ids(s)]
+    scored = bool(frames) and all(ds.path(s, "labels_2", i).is_file() for s, i in frames)
+    scores = None
+    if scored:
+        images, labels = load_target_eval(dataset_root, split["val"])
+        scores = _scores(evaluate(teacher.model, images, labels))
+    metrics: dict[str, Any] = {
+        "source": "checkpoint",
+        "checkpoint": str(checkpoint.resolve()),
+        "miou_before_adaptation": None,
+        "miou_after_adaptation": None,
+        "miou": scores["miou"] if scores else None,
+        "scores": scores,
+        "adaptation": "unknown (user-supplied checkpoint)",
+        "arch": teacher.arch,
+        "feature_dim": teacher.feature_dim,
+        "options": teacher.options,
+        "parameters": count_parameters(teacher.model),
+        "eval_sequences": list(split["val"]) if scored else [],
+        "teacher_sha256": file_sha256(out_dir / TEACHER_FILE),
+        "wall_time_s": {"total": time.perf_counter() - t_start},
     }
     write_json(out_dir / METRICS_FILE, metrics)
     return metrics

@@ -1,7 +1,9 @@
 """Load ``metrics.json`` files into one tidy :class:`pandas.DataFrame` (one row per run).
 
 Columns: ``variant``, ``method``, ``budget``, ``seed``, ``dataset``, ``scale``, ``miou`` (in %),
-``iou/<class>`` (in %, ``nan`` for a class absent from the validation frames) and ``path``.
+``iou/<class>`` (in %, ``nan`` for a class absent from the validation frames), the inference
+parity with Sup-only ``parity/parameters_ratio`` and ``parity/latency_ratio`` (``nan`` when the
+run measured none, e.g. Sup-only itself) and ``path``.
 Every problem with a file raises :class:`kdseg.errors.DataFormatError` naming that file.
 """
 
@@ -21,6 +23,23 @@ from kdseg.errors import DataFormatError
 REQUIRED_KEYS: tuple[str, ...] = ("miou", "per_class_iou", "config")
 REQUIRED_CONFIG_KEYS: tuple[str, ...] = ("method", "variant", "dataset", "budget", "seed", "scale")
 IOU_PREFIX = "iou/"
+PARITY_KEYS: tuple[str, ...] = ("parameters_ratio", "latency_ratio")
+PARITY_PREFIX = "parity/"
+
+
+def _parity(path: Path, parity: Any) -> dict[str, float]:
+    """The parity ratios of a run (``nan`` when it has no ``parity`` block)."""
+    if parity is None:
+        return {PARITY_PREFIX + k: math.nan for k in PARITY_KEYS}
+    if not isinstance(parity, dict):
+        raise DataFormatError(path, "'parity' must be an object")
+    out = {}
+    for k in PARITY_KEYS:
+        v = parity.get(k)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not float(v) > 0:
+            raise DataFormatError(path, f"parity.{k} must be a positive number, got {v!r}")
+        out[PARITY_PREFIX + k] = float(v)
+    return out
 
 
 def _score(path: Path, key: str, value: Any, allow_nan: bool) -> float:
@@ -81,6 +100,7 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
     for c in CLASS_NAMES:
         key = f"per_class_iou.{c}"
         record[IOU_PREFIX + c] = 100.0 * _score(path, key, per_class[c], allow_nan=True)
+    record |= _parity(path, data.get("parity"))
     record["path"] = str(path)
     return record
 
@@ -90,7 +110,8 @@ def collect_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
     records = [load_metrics(p) for p in paths]
     columns = [
         "variant", "method", "budget", "seed", "dataset", "scale", "miou",
-        *(IOU_PREFIX + c for c in CLASS_NAMES), "path",
+        *(IOU_PREFIX + c for c in CLASS_NAMES), *(PARITY_PREFIX + k for k in PARITY_KEYS),
+        "path",
     ]  # fmt: skip
     df = pd.DataFrame.from_records(records, columns=columns)
     key = ["variant", "budget", "seed", "dataset", "scale"]

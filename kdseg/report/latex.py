@@ -28,13 +28,14 @@ _SPECIAL = {
     ">": r"$>$",
     "|": r"$|$",
     "±": r"$\pm$",
+    "×": r"$\times$",
     "–": "--",
     "—": "---",
 }
 
 
 def escape_latex(text: str) -> str:
-    """Escape LaTeX special characters (and ``±``, en/em dashes) in plain text."""
+    """Escape LaTeX special characters (and ``±``, ``×``, en/em dashes) in plain text."""
     return "".join(_SPECIAL.get(ch, ch) for ch in text)
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from kdseg.datasets.semantickitti_labels import CLASS_NAMES
 from kdseg.errors import DataFormatError
-from kdseg.report.collect import IOU_PREFIX
+from kdseg.report.collect import IOU_PREFIX, PARITY_PREFIX
 from kdseg.report.reported import ReportedRow
 from kdseg.report.study import StudyDef
 
@@ -166,6 +166,32 @@ def _missing_phrase(missing: list[str], partial: str = "a cell with fewer seeds 
     return f" Missing runs ({MISSING} = no run; {partial}): " + "; ".join(missing) + "."
 
 
+def parity_footnote(study: StudyDef, runs: pd.DataFrame) -> str | None:
+    """The inference-parity note of a study's runs (``None`` when no run measured parity).
+
+    Each run compares its deployed network with a Sup-only network of the same backbone and
+    voxel size (parameters; median latency, timed interleaved in one process): the note gives the
+    mean ratios over all the study's runs that measured them, then per row.
+    """
+    p, t = PARITY_PREFIX + "parameters_ratio", PARITY_PREFIX + "latency_ratio"
+    runs = runs.dropna(subset=[p, t])
+    if runs.empty:
+        return None
+    rows = []
+    for variant, display in study.rows:
+        sel = runs[runs["variant"] == variant]
+        if not sel.empty:
+            rows.append(f"{display} ×{sel[p].mean():.3f} / ×{sel[t].mean():.2f} (n={len(sel)})")
+    return (
+        "Inference parity with Sup-only (deployed network against a Sup-only network of the "
+        "same backbone and voxel size; median latency per frame, timed interleaved on the same "
+        f"validation frames in one process): mean over {len(runs)} runs, parameters "
+        f"×{runs[p].mean():.3f}, latency ×{runs[t].mean():.2f}. Per row, parameters / latency: "
+        + "; ".join(rows)
+        + "."
+    )
+
+
 def build_main_table(
     study: StudyDef, runs: pd.DataFrame, reported: Sequence[ReportedRow] = ()
 ) -> Table:
@@ -220,6 +246,9 @@ def build_main_table(
             "not re-run here and excluded from the bold/underline marks."
         )
     caption += _missing_phrase(missing)
+    parity = parity_footnote(study, runs)
+    if parity is not None:
+        footnotes.append(("*", parity))
     return Table(
         key=f"{study.name}-main",
         caption=caption,
