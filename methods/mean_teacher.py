@@ -69,7 +69,7 @@ class MeanTeacher(Method):
         terms = supervised_terms(self.opts, out.logits[:n_lab], labels)
         with torch.no_grad():
             teacher_logits = self.teacher(points).logits
-        terms["consistency"] = self.opts.consistency_weight * softmax_mse(
+        terms["consistency"] = self.consistency_weight(step) * softmax_mse(
             out.logits, teacher_logits
         )
         return terms

@@ -111,3 +111,32 @@ def test_lasermix_mixes_by_inclination():
     pa = inclination_areas(a.points, 4, -25.0, 3.0) % 2 == 0
     assert torch.equal(m1.labels[: int(pa.sum())], a.labels[pa])
 
+
+@pytest.mark.parametrize("name", ["mean_teacher", "lasermix"])
+def test_consistency_weight_follows_the_ramp_up(name):
+    """The consistency term is weighted by w·exp(-5(1-t)²), t = step / (ramp · iterations)."""
+    method = build_method(
+        name,
+        NUM_CLASSES,
+        {"labelled_per_batch": 1, "mix_weight": 0.0}
+        if name == "lasermix"
+        else {"labelled_per_batch": 1},
+    )
+    method.total_iterations = 100  # ramp-up over the first 30 iterations (default 0.3)
+    teacher = EmaTeacher(method.ema_source, method.ema_momentum).teacher
+    with torch.no_grad():  # a teacher that differs from the student
+        for p in teacher.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    attach_teacher(method, teacher)
+    method.eval()  # same outputs at every call (no BN statistics update)
+    batch = _batch(method)
+    torch.manual_seed(0)
+    start = method.training_step(batch, step=0)["consistency"]
+    torch.manual_seed(0)
+    middle = method.training_step(batch, step=15)["consistency"]
+    torch.manual_seed(0)
+    end = method.training_step(batch, step=30)["consistency"]
+    assert float(end) > 0
+    assert float(start / end) == pytest.approx(np.exp(-5.0), rel=1e-4)
+    assert float(middle / end) == pytest.approx(np.exp(-5.0 * 0.25), rel=1e-4)
+    assert method.consistency_weight(99) == method.opts.consistency_weight
