@@ -208,6 +208,8 @@ class Trainer:
         self.tracker: Tracker = tracker if tracker is not None else NullTracker()
         self.step = 0
         self.ema: EmaTeacher | None = None
+        self._elapsed_before = 0.0  # seconds spent by earlier sessions of a resumed run
+        self._start = time.perf_counter()
         self._dirty = False  # True between optimizer.step() and the end of that iteration
         self._boundary = StepBoundary()
 
@@ -226,6 +228,7 @@ class Trainer:
         self.optimizer = build_optimizer(method.parameters(), cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg)
         self.step = 0
+        self._elapsed_before = 0.0
         if resume and self.checkpoint_path.is_file():
             self._restore(load_checkpoint(self.checkpoint_path))  # CPU; load_state_dict moves
 
@@ -238,6 +241,7 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         restore_rng_state(state["rng"])
         self.step = int(state["step"])
+        self._elapsed_before = float(state.get("elapsed_s", 0.0))
 
     def save(self, rng: dict[str, Any] | None = None) -> Path:
         """Write the checkpoint of the current step (RNG state ``rng`` or the current one)."""
@@ -252,9 +256,14 @@ class Trainer:
                 "ema": None if self.ema is None else self.ema.state_dict(),
                 "rng": rng if rng is not None else capture_rng_state(),
                 "config": self.cfg.to_dict(),
+                "elapsed_s": self.elapsed_s(),
             },
         )
         return self.checkpoint_path
+
+    def elapsed_s(self) -> float:
+        """Wall time of the run so far, seconds, summed over every session of a resumed run."""
+        return self._elapsed_before + time.perf_counter() - self._start
 
     def _save_after_interrupt(self, exc: BaseException) -> None:
         if self._dirty:
@@ -273,13 +282,14 @@ class Trainer:
 
     # -------------------------------------------------------------------------- loop
     def fit(self, resume: bool = True) -> dict[str, float]:
-        """Train to ``cfg.iterations`` and return ``evaluate``'s metrics plus ``wall_time_s``.
+        """Train to ``cfg.iterations`` and return ``evaluate``'s metrics plus ``wall_time_s``
+        (seconds, summed over the sessions of a resumed run, evaluation included).
 
         With ``resume=True`` a checkpoint in ``out_dir`` is continued (bit-exact on the CPU);
         ``resume=False`` starts from the method's current weights and overwrites it. On any
         exception (``KeyboardInterrupt`` included) the last completed step is saved first.
         """
-        start_time = time.perf_counter()
+        self._start = time.perf_counter()
         self._setup(resume)
         self.tracker.log_params(flatten_params({"trainer": self.cfg.to_dict()}))
         ran = self.step < self.cfg.iterations
@@ -291,7 +301,7 @@ class Trainer:
         if ran:
             self.save()
         metrics = self._evaluate()
-        metrics["wall_time_s"] = time.perf_counter() - start_time
+        metrics["wall_time_s"] = self.elapsed_s()
         self.tracker.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, step=self.step)
         return metrics
 

@@ -189,6 +189,17 @@ def test_resume_refuses_a_different_config(tmp_path: Path) -> None:
     assert "miou" in metrics
 
 
+def test_wall_time_sums_the_sessions_of_a_resumed_run(tmp_path: Path) -> None:
+    with pytest.raises(NonFiniteLossError):
+        run(tmp_path, BASE, method=ToyMethod(nan_at=3))
+    state = load_checkpoint(checkpoint_path(tmp_path))
+    assert state["elapsed_s"] > 0
+    state["elapsed_s"] = 1000.0  # as if the first session had taken 1000 s
+    torch.save(state, checkpoint_path(tmp_path))
+    _, metrics = run(tmp_path, BASE)
+    assert 1000.0 < metrics["wall_time_s"] < 1000.0 + 60.0
+
+
 def test_non_finite_loss_names_term_and_step(tmp_path: Path) -> None:
     with pytest.raises(NonFiniteLossError, match=r"'ce' is nan at step 3"):
         run(tmp_path, BASE, method=ToyMethod(nan_at=3))
