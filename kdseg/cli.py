@@ -104,7 +104,8 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
 
 def _add_teacher_commands(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("teacher", help="train (or adopt) the 2D teacher: DIR/teacher.pt + metrics")
-    t.add_argument("--data", required=True, help="SemanticKITTI-layout root with source/ images")
+    t.add_argument("--data", required=True, help="SemanticKITTI-layout root (target camera)")
+    t.add_argument("--source", help="root whose source/ images train the teacher (default: --data)")
     t.add_argument("--out", required=True, help="folder for teacher.pt and metrics.json")
     t.add_argument("--scale", default="default", help="smoke | default | paper")
     t.add_argument("--option", action="append", metavar="KEY=VALUE", help="teacher option")

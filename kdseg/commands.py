@@ -135,13 +135,16 @@ def teacher(args: argparse.Namespace) -> int:
         shown = "not scored (no labels_2)" if miou is None else f"mIoU {100 * miou:.2f}"
         print(f"adopted {args.checkpoint}: {shown} -> {args.out}")
         return 0
-    metrics = train_teacher(args.data, args.out, TeacherOptions.for_scale(args.scale, **overrides))
-    after = metrics["miou_after_adaptation"]
-    print(
-        f"2D teacher ({args.scale}): mIoU {100 * metrics['miou_before_adaptation']:.2f} before, "
-        + ("no adaptation" if after is None else f"{100 * after:.2f} after adaptation")
-        + f" -> {args.out}"
-    )
+    options = TeacherOptions.for_scale(args.scale, **overrides)
+    metrics = train_teacher(args.data, args.out, options, source_root=args.source)
+    before, after = metrics["miou_before_adaptation"], metrics["miou_after_adaptation"]
+    if not metrics["scored"]:
+        shown = "not scored (the validation sequences have no labels_2)"
+    else:
+        shown = f"mIoU {100 * before:.2f} before, " + (
+            "no adaptation" if after is None else f"{100 * after:.2f} after adaptation"
+        )
+    print(f"2D teacher ({args.scale}): {shown} -> {args.out}")
     return 0
 
 

@@ -97,7 +97,7 @@ def check_semantics(config: dict[str, Any]) -> None:
 
 
 def check_teacher(config: dict[str, Any], name: str, ds: dict[str, Any]) -> None:
-    """The 2D teacher settings of dataset ``name`` (IGNet): options, checkpoint, real data."""
+    """The 2D teacher settings of dataset ``name`` (IGNet): its options and checkpoint."""
     from kdseg.image2d import TeacherOptions
 
     where = f"datasets.{name}"
@@ -112,18 +112,17 @@ def check_teacher(config: dict[str, Any], name: str, ds: dict[str, Any]) -> None
     checkpoint = ds.get("teacher_checkpoint")
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise ConfigError(f"{where}.teacher_checkpoint", f"file {checkpoint} does not exist")
-    needs_teacher = any(
-        FEATURES_2D in variant_requires(config, row)
-        for study in config["studies"].values()
-        if study["dataset"] == name
-        for row in study["rows"]
-    )
-    if config["data"] == "real" and needs_teacher and checkpoint is None:
-        raise ConfigError(
-            f"{where}.teacher_checkpoint",
-            "real data ship no synthetic source images to train the 2D teacher on: "
-            "give a teacher checkpoint",
-        )
+
+
+def teacher_source_root(config: dict[str, Any], dataset: str) -> Path | None:
+    """Root whose ``source/`` images train the teacher of ``dataset`` when it differs from the
+    dataset itself: with real data, the embedded synthetic data of the dataset's ``generator``
+    at the scale's generator scale (synthetic → real adaptation, the IGNet recipe)."""
+    ds = config["datasets"][dataset]
+    if config["data"] != "real" or ds.get("teacher_checkpoint"):
+        return None
+    gscale = scale_settings(config)["generator_scale"]
+    return Path(config["data_root"]) / "synthetic" / gscale / ds["generator"]
 
 
 def check_figure(config: dict[str, Any]) -> None:
@@ -165,7 +164,9 @@ def teacher_args(config: dict[str, Any], dataset: str) -> list[str]:
     if ds.get("teacher_checkpoint"):
         return ["--checkpoint", str(ds["teacher_checkpoint"])]
     options = json.dumps(ds.get("teacher_options") or {}, sort_keys=True)
-    return ["--scale", scale_settings(config)["train_scale"], "--options-json", options]
+    args = ["--scale", scale_settings(config)["train_scale"], "--options-json", options]
+    source = teacher_source_root(config, dataset)
+    return args + (["--source", str(source)] if source is not None else [])
 
 
 def scale_settings(config: dict[str, Any]) -> dict[str, Any]:

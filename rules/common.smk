@@ -16,6 +16,7 @@ from kdseg.workflow import (
     study_definition,
     study_seeds,
     teacher_args,
+    teacher_source_root,
     validate_config,
     variant_fingerprint,
     variant_requires,
@@ -96,6 +97,9 @@ def teacher_inputs(wildcards):
     user_teacher = config["datasets"][wildcards.dataset].get("teacher_checkpoint")
     if user_teacher:
         inputs["user_teacher"] = user_teacher
+    source = teacher_source_root(config, wildcards.dataset)
+    if source is not None:  # real data: synthetic source images, generated first
+        inputs["source"] = f"{source}/meta.json"
     return inputs
 
 

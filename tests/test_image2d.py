@@ -216,6 +216,22 @@ def test_adaptation_never_reads_training_labels_2(street: Path, tmp_path: Path, 
     assert read and all(p.parent.parent.name == "08" for p in read if "labels_2" in p.parts)
 
 
+def test_real_data_recipe_source_elsewhere_and_no_target_labels(street: Path, tmp_path: Path):
+    """Real data: source images from another root (the synthetic data), no labels_2 at all."""
+    target = tmp_path / "real"
+    shutil.copytree(street / "dataset", target / "dataset")
+    shutil.copy(street / "meta.json", target / "meta.json")
+    for f in target.glob("dataset/sequences/*/labels_2/*.png"):
+        f.unlink()
+    with pytest.raises(DataFormatError, match="no source images"):
+        train_teacher(target, tmp_path / "t0", TeacherOptions(**TINY))
+    m = train_teacher(target, tmp_path / "t", TeacherOptions(**TINY), source_root=street)
+    assert m["source_root"] == str(street) and m["scored"] is False
+    assert m["miou"] is None and m["miou_before_adaptation"] is None
+    assert m["adapt_sequences"] == ["00"] and m["num_eval_images"] == 0
+    assert load_teacher(tmp_path / "t" / "teacher.pt").feature_dim == TINY["feature_dim"]
+
+
 def test_adaptation_none_skips_it(street: Path, tmp_path: Path):
     m = train_teacher(street, tmp_path, TeacherOptions(**{**TINY, "adaptation": "none"}))
     assert m["miou_after_adaptation"] is None and m["miou"] == m["miou_before_adaptation"]

@@ -76,11 +76,6 @@ def test_shipped_config_is_valid(config):
             "does not exist",
         ),
         (
-            lambda c: c.update(data="real"),
-            "datasets.street.teacher_checkpoint",
-            "give a teacher checkpoint",
-        ),
-        (
             lambda c: c["ignet_figure"].update(variant="lasermix"),
             "ignet_figure.variant",
             "uses no 2D teacher",
@@ -148,6 +143,8 @@ def test_ignet_variants_and_teacher_arguments(config):
     config["scale"] = "smoke"
     config["datasets"]["street"]["teacher_options"] = {"adaptation": "none"}
     assert teacher_args(config, "street")[1::2] == ["smoke", '{"adaptation": "none"}']
+    config.update(data="real", data_root="/datasets")  # synthetic source -> real camera
+    assert teacher_args(config, "street")[-2:] == ["--source", "/datasets/synthetic/smoke/street"]
     config["datasets"]["street"]["teacher_checkpoint"] = "my/teacher.pt"
     assert teacher_args(config, "street") == ["--checkpoint", "my/teacher.pt"]
 

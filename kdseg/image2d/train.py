@@ -119,10 +119,25 @@ def _scores(metrics: SegMetrics) -> dict[str, Any]:
     }
 
 
+def has_target_labels(dataset_root: str | Path, sequences: list[str]) -> bool:
+    """Whether every frame of ``sequences`` has its dense 2D labels ``labels_2``."""
+    ds = SemanticKITTI(dataset_root)
+    frames = [(s, i) for s in sequences for i in ds.frame_ids(s)]
+    return bool(frames) and all(ds.path(s, "labels_2", i).is_file() for s, i in frames)
+
+
 def train_teacher(
-    dataset_root: str | Path, out_dir: str | Path, options: TeacherOptions | None = None
+    dataset_root: str | Path,
+    out_dir: str | Path,
+    options: TeacherOptions | None = None,
+    source_root: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train (source), evaluate, adapt (target ``image_2`` of the training sequences), evaluate.
+
+    The source images (``<root>/source/{images,labels}``) come from ``source_root`` when given
+    (real data: the embedded synthetic street data), else from ``dataset_root``. Evaluation needs
+    ``labels_2`` of the validation sequences; without them (real SemanticKITTI) the scores are
+    ``None`` and the teacher is still trained and adapted.
 
     Writes ``out_dir/teacher.pt`` (``torch.load(weights_only=True)``-loadable, see
     :func:`kdseg.image2d.model.save_teacher`) and then ``out_dir/metrics.json``, both atomically.
@@ -140,14 +155,23 @@ def train_teacher(
     t_start = time.perf_counter()
     seed_everything(options.seed)
     split = sequence_split(dataset_root)
-    src_images, src_labels = load_source(dataset_root)
-    val_images, val_labels = load_target_eval(dataset_root, split["val"])
+    src_images, src_labels = load_source(source_root if source_root is not None else dataset_root)
+    scored = has_target_labels(dataset_root, split["val"])
+    val_images, val_labels = (
+        load_target_eval(dataset_root, split["val"]) if scored else (None, None)
+    )
+
+    def score(net: torch.nn.Module) -> SegMetrics | None:
+        if val_images is None or val_labels is None:
+            return None
+        return evaluate(net, val_images, val_labels, options.eval_batch)
+
     model = build_model(options.arch, options.feature_dim)
 
     t0 = time.perf_counter()
     src_losses = train_source(model, src_images, src_labels, options)
     t_source = time.perf_counter() - t0
-    before = evaluate(model, val_images, val_labels, options.eval_batch)
+    before = score(model)
 
     after, t_adapt, adapt_log = None, 0.0, {}
     if options.adaptation == "self_training":
@@ -156,16 +180,19 @@ def train_teacher(
             model, dataset_root, split["train"], src_images, src_labels, options
         )
         t_adapt = time.perf_counter() - t0
-        after = evaluate(model, val_images, val_labels, options.eval_batch)
+        after = score(model)
+    adapted = options.adaptation == "self_training"
 
     save_teacher(out_dir / TEACHER_FILE, model, options.arch, options.to_dict())
     final = after if after is not None else before
     metrics: dict[str, Any] = {
         "source": "trained",
-        "miou_before_adaptation": before.miou,
+        "source_root": str(Path(source_root if source_root is not None else dataset_root)),
+        "scored": scored,
+        "miou_before_adaptation": before.miou if before is not None else None,
         "miou_after_adaptation": after.miou if after is not None else None,
-        "miou": final.miou,
-        "before_adaptation": _scores(before),
+        "miou": final.miou if final is not None else None,
+        "before_adaptation": _scores(before) if before is not None else None,
         "after_adaptation": _scores(after) if after is not None else None,
         "adaptation": options.adaptation,
         "options": options.to_dict(),
@@ -177,11 +204,11 @@ def train_teacher(
         },
         "source_loss_first_last": [src_losses[0], src_losses[-1]] if src_losses else [],
         "adaptation_log": adapt_log,
-        "eval_sequences": list(split["val"]),
-        "adapt_sequences": list(split["train"]) if after is not None else [],
+        "eval_sequences": list(split["val"]) if scored else [],
+        "adapt_sequences": list(split["train"]) if adapted else [],
         "teacher_sha256": file_sha256(out_dir / TEACHER_FILE),
         "num_source_images": int(src_images.shape[0]),
-        "num_eval_images": int(val_images.shape[0]),
+        "num_eval_images": int(val_images.shape[0]) if val_images is not None else 0,
     }
     write_json(out_dir / METRICS_FILE, metrics)
     return metrics
@@ -204,9 +231,7 @@ def adopt_teacher(
     with atomic_open(out_dir / TEACHER_FILE, "wb") as fh:
         fh.write(checkpoint.read_bytes())
     split = sequence_split(dataset_root)
-    ds = SemanticKITTI(dataset_root)
-    frames = [(s, i) for s in split["val"] for i in ds.frame_ids(s)]
-    scored = bool(frames) and all(ds.path(s, "labels_2", i).is_file() for s, i in frames)
+    scored = has_target_labels(dataset_root, split["val"])
     scores = None
     if scored:
         images, labels = load_target_eval(dataset_root, split["val"])
