@@ -19,7 +19,16 @@ from kdseg.sparse import (
     resolve_backend,
     sparse_conv3d,
 )
-from kdseg.sparse.kmap import AXIS_MAX, downsample_coords, encode_keys
+from kdseg.sparse.kmap import (
+    AXIS_MAX,
+    AXIS_MIN,
+    KeyIndex,
+    downsample_coords,
+    downsample_kmap,
+    encode_keys,
+    strided_kmap,
+    submanifold_kmap,
+)
 
 GRID = 12
 BATCH = 2
@@ -113,6 +122,51 @@ def test_transposed_matches_dense_conv_transpose_at_fine_sites(kernel: int) -> N
         output_padding=2 * half - ((half - 1) * 2 - 2 * p + kernel),
     )
     torch.testing.assert_close(out.feats, at_sites(ref, coords), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "transposed"), [(3, 1, False), (2, 2, False), (3, 2, False), (2, 2, True)]
+)
+def test_float32_values_and_gradients_match_dense(
+    kernel: int, stride: int, transposed: bool
+) -> None:
+    """The float32 CPU path (CSR scatter) against dense conv3d / conv_transpose3d, with grads."""
+    torch.manual_seed(0)
+    coords = random_sites(400, seed=8)
+    base = SparseTensor(torch.zeros(coords.shape[0], 1), coords)
+    if transposed:
+        base = Conv3d(1, 1, kernel, stride=2)(base)
+    c_in, c_out = 6, 5
+    feats = torch.randn(base.coords.shape[0], c_in, requires_grad=True)
+    weight = (0.3 * torch.randn(kernel**3, c_in, c_out)).requires_grad_()
+    out = sparse_conv3d(base.replace_feats(feats), weight, kernel, stride, transposed=transposed)
+    probe = torch.randn_like(out.feats)
+    grads = torch.autograd.grad((out.feats * probe).sum(), (feats, weight))
+
+    d_feats = feats.detach().clone().requires_grad_()
+    d_weight = weight.detach().clone().requires_grad_()
+    p = (kernel - 1) // 2
+    if transposed:
+        half = GRID // 2
+        ref = F.conv_transpose3d(
+            to_dense(d_feats, base.coords, half),
+            d_weight.reshape(kernel, kernel, kernel, c_in, c_out).permute(3, 4, 0, 1, 2),
+            stride=2,
+            padding=p,
+            output_padding=2 * half - ((half - 1) * 2 - 2 * p + kernel),
+        )
+    else:
+        ref = F.conv3d(
+            to_dense(d_feats, base.coords, GRID),
+            dense_weight(d_weight, kernel),
+            stride=stride,
+            padding=p,
+        )
+    ref_out = at_sites(ref, out.coords)
+    ref_grads = torch.autograd.grad((ref_out * probe).sum(), (d_feats, d_weight))
+    torch.testing.assert_close(out.feats, ref_out, atol=1e-5, rtol=1e-5)
+    for got, want in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -235,5 +289,48 @@ def test_matches_spconv_submanifold_single_thread() -> None:
         torch.testing.assert_close(
             got.features[order], mine.feats[mine_order], atol=1e-5, rtol=1e-5
         )
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_downsample_kmap_equals_the_searched_strided_map() -> None:
+    coords = random_sites(300, seed=9).long()
+    down, fast = downsample_kmap(coords, 2)
+    assert torch.equal(down, downsample_coords(coords))
+    slow = strided_kmap(KeyIndex.build(coords), coords.shape[0], down, 2, 2)
+    assert fast.bounds == slow.bounds
+    for k in range(8):
+        a = sorted(zip(*(t.tolist() for t in fast.pairs(k)), strict=True))
+        b = sorted(zip(*(t.tolist() for t in slow.pairs(k)), strict=True))
+        assert a == b
+
+
+def test_kernel_map_near_the_key_budget_edge() -> None:
+    """Centres at the edge of the key budget take the checked path: no wrapped neighbours."""
+    coords = torch.tensor([[0, AXIS_MAX, 0, 0], [0, AXIS_MAX - 1, 0, 0], [1, AXIS_MIN, 0, 0]])
+    kmap = submanifold_kmap(coords, KeyIndex.build(coords), 3)
+    pairs = set(zip(kmap.in_idx.tolist(), kmap.out_idx.tolist(), strict=True))
+    assert pairs == {(0, 0), (1, 1), (2, 2), (0, 1), (1, 0)}
+
+
+def test_matches_spconv_strided_single_thread() -> None:
+    if importlib.util.find_spec("spconv") is None:
+        pytest.skip("spconv is not installed")
+    import spconv.pytorch as spconv
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        coords = random_sites(300, seed=10)
+        feats = torch.randn(coords.shape[0], 3)
+        ours = Conv3d(3, 4, kernel_size=2, stride=2)
+        ref = spconv.SparseConv3d(3, 4, 2, stride=2, bias=False)
+        with torch.no_grad():
+            ref.weight.copy_(ours.weight.reshape(2, 2, 2, 3, 4).permute(4, 0, 1, 2, 3))
+        got = ref(spconv.SparseConvTensor(feats, coords, [GRID] * 3, BATCH))
+        mine = ours(SparseTensor(feats, coords))
+        order = torch.argsort(encode_keys(got.indices.long()))
+        assert torch.equal(got.indices.long()[order], mine.coords.long())  # key-sorted already
+        torch.testing.assert_close(got.features[order], mine.feats, atol=1e-5, rtol=1e-5)
     finally:
         torch.set_num_threads(threads)

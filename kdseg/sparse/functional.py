@@ -16,22 +16,39 @@ from kdseg.sparse.kmap import KernelMap
 from kdseg.sparse.tensor import SparseTensor, as_stride
 
 
+def _scatter_rows(
+    rows: torch.Tensor, csr: torch.Tensor, index: torch.Tensor, n: int
+) -> torch.Tensor:
+    """Sum ``rows`` ``(P', C)`` into ``n`` voxels: ``out[index[p]] += rows[p]``; ``(n, C)``.
+
+    On the CPU through the map's 0/1 CSR matrix (one sparse-dense multiply, about 4x faster than
+    ``index_add_`` there), elsewhere with ``index_add_``.
+    """
+    if rows.device.type == "cpu" and rows.dtype == torch.float32:
+        return csr @ rows
+    return rows.new_zeros((n, rows.shape[1])).index_add_(0, index, rows)
+
+
 def _apply_kmap(
     feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, transposed: bool, n_out: int
 ) -> torch.Tensor:
     """``out[o] = sum_k sum_(i,o) feats[i] @ weight[k]`` over the map's pairs; ``(n_out, C_out)``.
 
-    With ``transposed`` the roles of the map's input and output rows are swapped.
+    With ``transposed`` the roles of the map's input and output rows are swapped. One gather of
+    all non-identity pairs, one matrix multiply per offset into a shared buffer, one scatter.
     """
-    out = feats.new_zeros((n_out, weight.shape[2]))
-    for k in range(weight.shape[0]):
-        src, dst = kmap.pairs(k)
-        if transposed:
-            src, dst = dst, src
-        if k == kmap.identity:
-            out.add_(feats @ weight[k])
-        elif src.numel():
-            out.index_add_(0, dst, feats.index_select(0, src) @ weight[k])
+    src, dst, csr = (
+        (kmap.rest_out, kmap.rest_in, kmap.scatter_in)
+        if transposed
+        else (kmap.rest_in, kmap.rest_out, kmap.scatter_out)
+    )
+    gathered = feats.index_select(0, src)
+    products = feats.new_empty((src.numel(), weight.shape[2]))
+    for k, lo, hi in kmap.segments:
+        torch.mm(gathered[lo:hi], weight[k], out=products[lo:hi])
+    out = _scatter_rows(products, csr, dst, n_out)
+    if kmap.identity is not None:
+        out = out.addmm_(feats, weight[kmap.identity])
     return out
 
 
@@ -39,15 +56,14 @@ def _weight_grad(
     feats: torch.Tensor, grad_out: torch.Tensor, kmap: KernelMap, transposed: bool, k3: int
 ) -> torch.Tensor:
     """``dL/dW`` ``(K^3, C_in, C_out)``: per offset ``gather(feats)^T @ gather(grad_out)``."""
+    src, dst = (kmap.rest_out, kmap.rest_in) if transposed else (kmap.rest_in, kmap.rest_out)
     grad_w = feats.new_zeros((k3, feats.shape[1], grad_out.shape[1]))
-    for k in range(k3):
-        src, dst = kmap.pairs(k)
-        if transposed:
-            src, dst = dst, src
-        if k == kmap.identity:
-            torch.mm(feats.t(), grad_out, out=grad_w[k])
-        elif src.numel():
-            torch.mm(feats.index_select(0, src).t(), grad_out.index_select(0, dst), out=grad_w[k])
+    g_in = feats.index_select(0, src)
+    g_out = grad_out.index_select(0, dst)
+    for k, lo, hi in kmap.segments:
+        torch.mm(g_in[lo:hi].t(), g_out[lo:hi], out=grad_w[k])
+    if kmap.identity is not None:
+        torch.mm(feats.t(), grad_out, out=grad_w[kmap.identity])
     return grad_w
 
 

@@ -22,6 +22,7 @@ from kdseg.sparse.kmap import (
     KeyIndex,
     check_key_range,
     downsample_coords,
+    downsample_kmap,
     strided_kmap,
     submanifold_kmap,
 )
@@ -83,11 +84,15 @@ class SparseCache:
             index = self.key_index(stride)
             fine = self.coords[stride]
             with profile.phase("kmap", fine.device):
-                if coarse not in self.coords:
-                    self.coords[coarse] = downsample_coords(fine, conv_stride)
-                kmap = strided_kmap(
-                    index, fine.shape[0], self.coords[coarse], kernel_size, conv_stride
-                )
+                if kernel_size == conv_stride:  # non-overlapping: parents, no search
+                    down, kmap = downsample_kmap(fine, conv_stride)
+                    self.coords.setdefault(coarse, down)
+                else:
+                    if coarse not in self.coords:
+                        self.coords[coarse] = downsample_coords(fine, conv_stride)
+                    kmap = strided_kmap(
+                        index, fine.shape[0], self.coords[coarse], kernel_size, conv_stride
+                    )
             self.kmaps[key] = kmap
         return coarse, kmap
 
