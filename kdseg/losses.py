@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -19,30 +20,42 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits[valid], labels[valid])
 
 
+def _descending_order(values: torch.Tensor) -> torch.Tensor:
+    """Row-wise indices sorting ``values`` ``(C, M)`` in descending order; ``(C, M)`` int64.
+
+    On the CPU through NumPy, whose SIMD sort was 4-5x faster than ``torch.sort`` on this
+    project's machine (docs/methods.md); the Lovász value does not depend on how ties break.
+    """
+    if values.device.type != "cpu":
+        return torch.argsort(values, dim=1, descending=True)
+    order = np.argsort(-values.numpy(), axis=1)
+    return torch.from_numpy(order.astype(np.int64, copy=False))
+
+
 def lovasz_softmax(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Lovász-softmax loss (Berman et al., CVPR 2018) over classes present in ``labels``.
 
     ``logits (M, K)``, ``labels (M,)`` (255 = ignore). A convex surrogate of 1 - IoU per class,
-    averaged over the classes that occur in the labelled rows.
+    averaged over the classes that occur in the labelled rows. All present classes are sorted
+    in one ``(C, M)`` call (one op per step instead of one per class).
     """
     valid = labels != IGNORE_INDEX
     if not bool(valid.any()):
         return logits.sum() * 0.0
     probs = logits[valid].softmax(dim=1)
     lab = labels[valid]
-    losses = []
-    for c in torch.unique(lab):
-        fg = (lab == c).to(probs.dtype)
-        errors = (fg - probs[:, c]).abs()
-        errors_sorted, order = torch.sort(errors, descending=True)
-        fg_sorted = fg[order]
-        gts = fg_sorted.sum()
-        intersection = gts - fg_sorted.cumsum(0)
-        union = gts + (1.0 - fg_sorted).cumsum(0)
-        jaccard = 1.0 - intersection / union
-        jaccard = torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])
-        losses.append(torch.dot(errors_sorted, jaccard))
-    return torch.stack(losses).mean()
+    present = torch.unique(lab)
+    fg = (lab[None, :] == present[:, None]).to(probs.dtype)  # (C, M)
+    errors = (fg - probs.t().index_select(0, present)).abs()
+    order = _descending_order(errors.detach())
+    errors_sorted = errors.gather(1, order)
+    fg_sorted = fg.gather(1, order)
+    gts = fg_sorted.sum(dim=1, keepdim=True)
+    intersection = gts - fg_sorted.cumsum(dim=1)
+    union = gts + (1.0 - fg_sorted).cumsum(dim=1)
+    jaccard = 1.0 - intersection / union
+    grad = torch.cat([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], dim=1)
+    return (errors_sorted * grad).sum(dim=1).mean()
 
 
 def softmax_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
