@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from kdseg.models import SegNet, build_backbone
-from kdseg.voxelize import devoxelize, voxelize_batch
+from kdseg.voxelize import VoxelizedBatch, devoxelize, voxelize_batch
 
 
 @dataclass(frozen=True)
@@ -25,11 +25,15 @@ class PointOutput:
         logits: ``(sum N_b, K)`` class scores.
         feats: ``(sum N_b, C)`` last decoder features (the voxel features of each point's voxel).
         offsets: ``(B + 1,)`` int64: points of cloud ``b`` are ``[offsets[b], offsets[b + 1])``.
+        voxels: the voxelized batch (with its kernel-map cache); a network of the same voxel
+            size may be run on it again (``forward(clouds, voxels=...)``, e.g. an EMA teacher on
+            the student's clouds) without voxelizing or building kernel maps twice.
     """
 
     logits: torch.Tensor
     feats: torch.Tensor
     offsets: torch.Tensor
+    voxels: VoxelizedBatch | None = None
 
     def split(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Split a per-point tensor back into one tensor per cloud."""
@@ -73,9 +77,20 @@ class PointSegmenter(nn.Module):
         """Width ``C`` of :attr:`PointOutput.feats`."""
         return self.net.out_channels
 
-    def forward(self, clouds: Sequence[torch.Tensor]) -> PointOutput:
-        """``clouds``: list of ``(N_b, in_channels)`` float tensors (x, y, z metres, remission)."""
-        vox = voxelize_batch([c[:, : self.in_channels] for c in clouds], self.voxel_size)
+    def forward(
+        self, clouds: Sequence[torch.Tensor], voxels: VoxelizedBatch | None = None
+    ) -> PointOutput:
+        """``clouds``: list of ``(N_b, in_channels)`` float tensors (x, y, z metres, remission).
+
+        ``voxels``: the :attr:`PointOutput.voxels` of an earlier call on the same clouds by a
+        network with the same voxel size (reused as is: voxelization and kernel maps are
+        deterministic functions of the points).
+        """
+        if voxels is not None and voxels.voxel_size != self.voxel_size:
+            raise ValueError(
+                f"voxels were made at {voxels.voxel_size} m, this network uses {self.voxel_size} m"
+            )
+        vox = voxels or voxelize_batch([c[:, : self.in_channels] for c in clouds], self.voxel_size)
         st = vox.tensor
         scale = torch.ones(st.feats.shape[1], dtype=st.feats.dtype, device=st.feats.device)
         scale[:3] = 1.0 / self.coord_scale
@@ -84,6 +99,7 @@ class PointSegmenter(nn.Module):
             logits=devoxelize(logits, vox.p2v),
             feats=devoxelize(feats, vox.p2v),
             offsets=vox.point_offsets,
+            voxels=vox,
         )
 
     @torch.no_grad()

@@ -55,6 +55,7 @@ class VoxelizedBatch:
         labels: ``(V,)`` int64 voxel labels or ``None``.
         point_offsets: ``(B + 1,)`` int64, points of sample ``b`` are ``[off[b], off[b + 1])``.
         voxel_offsets: ``(B + 1,)`` int64, voxels of sample ``b`` are ``[off[b], off[b + 1])``.
+        voxel_size: the voxel edge(s) in metres the batch was made with.
     """
 
     tensor: SparseTensor
@@ -62,6 +63,7 @@ class VoxelizedBatch:
     labels: torch.Tensor | None
     point_offsets: torch.Tensor
     voxel_offsets: torch.Tensor
+    voxel_size: float | tuple[float, ...] = 0.0
 
 
 def _voxel_size(voxel_size: float | Sequence[float], device: torch.device) -> torch.Tensor:
@@ -195,6 +197,7 @@ def voxelize_batch(
         labels=voxel_labels,
         point_offsets=torch.cumsum(point_counts, 0),
         voxel_offsets=voxel_offsets,
+        voxel_size=float(voxel_size) if isinstance(voxel_size, int | float) else tuple(voxel_size),
     )
 
 

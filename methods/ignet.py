@@ -268,7 +268,7 @@ class IGNet(MeanTeacher):
             if self.teacher is None:
                 raise RuntimeError("ignet needs the Trainer's EMA teacher (consistency_weight > 0)")
             with torch.no_grad():
-                teacher_logits = self.teacher(points).logits
+                teacher_logits = self.teacher(points, voxels=out.voxels).logits
             terms["consistency"] = self.consistency_weight(step) * softmax_mse(
                 out.logits, teacher_logits
             )

@@ -68,7 +68,7 @@ class MeanTeacher(Method):
         labels = torch.cat([c.labels for c in batch.labelled])
         terms = supervised_terms(self.opts, out.logits[:n_lab], labels)
         with torch.no_grad():
-            teacher_logits = self.teacher(points).logits
+            teacher_logits = self.teacher(points, voxels=out.voxels).logits
         terms["consistency"] = self.consistency_weight(step) * softmax_mse(
             out.logits, teacher_logits
         )

@@ -83,3 +83,24 @@ def test_output_is_per_input_voxel_in_input_order() -> None:
     assert out.coords is batch.tensor.coords
     with pytest.raises(ValueError, match="built for 4 input channels, got 3"):
         model(batch.tensor.replace_feats(batch.tensor.feats[:, :3]))
+
+
+def test_segmenter_reuses_voxels_of_an_earlier_call() -> None:
+    """A second network on the same clouds may reuse the voxels and kernel maps (EMA teachers)."""
+    from kdseg.segmenter import PointSegmenter
+
+    g = torch.Generator().manual_seed(3)
+    clouds = [torch.rand(400, 4, generator=g) * 20.0 for _ in range(2)]
+    student = PointSegmenter("minkunet_tiny", 5)
+    teacher = PointSegmenter("minkunet_tiny", 5).eval()
+    out = student(clouds)
+    assert out.voxels is not None
+    maps_before = len(out.voxels.tensor.cache.kmaps)
+    with torch.no_grad():
+        shared = teacher(clouds, voxels=out.voxels)
+        fresh = teacher(clouds)
+    assert len(out.voxels.tensor.cache.kmaps) == maps_before  # nothing rebuilt
+    assert torch.equal(shared.logits, fresh.logits)
+    coarse = PointSegmenter("minkunet_tiny", 5, voxel_size=0.5)
+    with pytest.raises(ValueError, match=r"voxels were made at 0\.3 m"):
+        coarse(clouds, voxels=out.voxels)
