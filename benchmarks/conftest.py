@@ -2,8 +2,9 @@
 
 Frame sources (a name -> loader table, so adding one is a single entry in ``FRAME_SOURCES``):
 
-* ``synthetic``: scan 0 of sequence 00 of the embedded synthetic street data at the default
-  scale (simulated on the spot, about 59k points; the frame the default runs train on);
+* ``synthetic``: scan 0 of sequence 00 of the embedded synthetic street data at the ``full``
+  generator scale (simulated on the spot, 64 x 1024 firings, about 59k points; default-scale
+  runs train on 32 x 512 scans of the same scenes, about 15k points);
 * ``semantickitti``: scan ``00/000000`` of the real sample data, read with
   :func:`kdseg.datasets.semantickitti.read_points` from ``<repo>/../shared/realdata`` (or
   ``$KDSEG_REALDATA``);

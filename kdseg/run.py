@@ -31,6 +31,7 @@ from kdseg.methods.base import build_method, method_class
 from kdseg.scales import get_scale
 from kdseg.seeding import seed_everything
 from kdseg.segmenter import PointSegmenter
+from kdseg.sparse import resolve_backend
 from kdseg.tracking import JsonlTracker, MultiTracker, Tracker
 from kdseg.trainer import Trainer, TrainerConfig
 
@@ -253,6 +254,7 @@ def train_run(
         "labelled_scans": len(split.labelled),
         "unlabelled_scans": len(split.unlabelled),
         "val_frames": len(val),
+        "sparse_backend": resolve_backend(device=torch.device(tcfg.device)),
         **({"guidance": guidance_info} if guidance_info else {}),
     }
     trainer = Trainer(model, batches, tcfg, out, tracker=trk, evaluate=evaluate)

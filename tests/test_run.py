@@ -48,6 +48,7 @@ def test_train_writes_metrics_and_model(smoke_data, tmp_path):
     assert m["parameters"] > 0 and m["inference_latency_ms"] > 0 and m["wall_time_s"] > 0
     assert m["config"]["method"] == "sup_only" and m["config"]["budget"] == "scans-50"
     assert m["config"]["trainer"]["iterations"] == 3
+    assert m["config"]["sparse_backend"] == "torch"  # CPU: the PyTorch backend
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
     net = PointSegmenter(m["config"]["options"]["backbone"], len(CLASS_NAMES))
     net.load_state_dict(state)

@@ -18,6 +18,7 @@ from kdseg.sparse import (
     cat,
     resolve_backend,
     sparse_conv3d,
+    use_backend,
 )
 from kdseg.sparse.kmap import (
     AXIS_MAX,
@@ -124,11 +125,12 @@ def test_transposed_matches_dense_conv_transpose_at_fine_sites(kernel: int) -> N
     torch.testing.assert_close(out.feats, at_sites(ref, coords), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize(("c_in", "c_out"), [(6, 5), (8, 4)])
 @pytest.mark.parametrize(
     ("kernel", "stride", "transposed"), [(3, 1, False), (2, 2, False), (3, 2, False), (2, 2, True)]
 )
 def test_float32_values_and_gradients_match_dense(
-    kernel: int, stride: int, transposed: bool
+    kernel: int, stride: int, transposed: bool, c_in: int, c_out: int
 ) -> None:
     """The float32 CPU path (CSR scatter) against dense conv3d / conv_transpose3d, with grads."""
     torch.manual_seed(0)
@@ -136,7 +138,6 @@ def test_float32_values_and_gradients_match_dense(
     base = SparseTensor(torch.zeros(coords.shape[0], 1), coords)
     if transposed:
         base = Conv3d(1, 1, kernel, stride=2)(base)
-    c_in, c_out = 6, 5
     feats = torch.randn(base.coords.shape[0], c_in, requires_grad=True)
     weight = (0.3 * torch.randn(kernel**3, c_in, c_out)).requires_grad_()
     out = sparse_conv3d(base.replace_feats(feats), weight, kernel, stride, transposed=transposed)
@@ -258,13 +259,21 @@ def test_bad_conv_arguments() -> None:
         Conv3d(3, 3, kernel_size=2, stride=2, transposed=True)(coarse)
 
 
-def test_backend_selection() -> None:
-    assert resolve_backend("auto") == "torch"
-    assert resolve_backend("torch") == "torch"
+def test_backend_selection(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.delenv("KDSEG_SPARSE_BACKEND", raising=False)
+    assert resolve_backend("auto", cpu) == "torch"
+    assert resolve_backend("torch", cuda) == "torch"
+    spconv_here = importlib.util.find_spec("spconv") is not None
+    assert resolve_backend("auto", cuda) == ("spconv" if spconv_here else "torch")
     with pytest.raises(ConfigError, match="unknown backend 'nope'"):
         resolve_backend("nope")
-    with pytest.raises(ConfigError, match="no adapter"):
-        resolve_backend("spconv")
+    with pytest.raises(ConfigError, match="torchsparse"):
+        resolve_backend("torchsparse")
+    monkeypatch.setenv("KDSEG_SPARSE_BACKEND", "torch")
+    assert resolve_backend(None, cuda) == "torch"
+    with use_backend("auto"):
+        assert resolve_backend(None, cuda) == ("spconv" if spconv_here else "torch")
 
 
 def test_matches_spconv_submanifold_single_thread() -> None:
@@ -332,5 +341,48 @@ def test_matches_spconv_strided_single_thread() -> None:
         order = torch.argsort(encode_keys(got.indices.long()))
         assert torch.equal(got.indices.long()[order], mine.coords.long())  # key-sorted already
         torch.testing.assert_close(got.features[order], mine.feats, atol=1e-5, rtol=1e-5)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_spconv_backend_runs_a_minkunet_like_the_torch_backend() -> None:
+    """The spconv adapter (meant for CUDA) on the CPU at one thread: same network outputs."""
+    if importlib.util.find_spec("spconv") is None:
+        pytest.skip("spconv is not installed")
+    from kdseg.models import SegNet, build_backbone
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        net = SegNet(build_backbone("minkunet_tiny"), 7).eval()
+        coords = random_sites(300, seed=11)
+        feats = torch.randn(coords.shape[0], 4)
+        with torch.no_grad():
+            ref_feats, ref_logits = net(SparseTensor(feats, coords))
+            with use_backend("spconv"):
+                got_feats, got_logits = net(SparseTensor(feats, coords))
+        torch.testing.assert_close(got_logits, ref_logits, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(got_feats, ref_feats, atol=1e-4, rtol=1e-4)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_spconv_backend_refuses_what_it_cannot_do() -> None:
+    if importlib.util.find_spec("spconv") is None:
+        pytest.skip("spconv is not installed")
+    coords = random_sites(50, seed=12)
+    x = SparseTensor(torch.randn(coords.shape[0], 2), coords)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with use_backend("spconv"), pytest.raises(RuntimeError, match="one torch thread"):
+            Conv3d(2, 2)(x)
+        torch.set_num_threads(1)
+        with use_backend("spconv"), pytest.raises(ValueError, match="kernel == stride"):
+            Conv3d(2, 2, kernel_size=3, stride=2)(x)
+        neg = SparseTensor(torch.randn(1, 2), torch.tensor([[0, -1, 0, 0]]))
+        with use_backend("spconv"), pytest.raises(ValueError, match="non-negative"):
+            Conv3d(2, 2)(neg)
     finally:
         torch.set_num_threads(threads)

@@ -8,12 +8,12 @@ Public API::
     BatchNorm(num_features), ReLU(), LeakyReLU(), cat([a, b]), add(a, b)
     sparse_conv3d(x, weight, kernel_size, stride, dilation, bias, transposed)
     PhaseProfiler()  # per-phase timing of the backend
-    resolve_backend(requested), available_backends()
+    resolve_backend(requested, device), available_backends(), use_backend(name)
 
 See docs/sparse.md for conventions and measured performance.
 """
 
-from kdseg.sparse.backend import available_backends, resolve_backend
+from kdseg.sparse.backend import available_backends, resolve_backend, use_backend
 from kdseg.sparse.conv import Conv3d
 from kdseg.sparse.functional import sparse_conv3d
 from kdseg.sparse.nn import BatchNorm, LeakyReLU, ReLU, add, cat
@@ -33,4 +33,5 @@ __all__ = [
     "cat",
     "resolve_backend",
     "sparse_conv3d",
+    "use_backend",
 ]

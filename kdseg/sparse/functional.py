@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from kdseg.sparse import profile
+from kdseg.sparse.backend import resolve_backend
 from kdseg.sparse.kmap import KernelMap
 from kdseg.sparse.tensor import SparseTensor, as_stride
 
@@ -135,6 +136,10 @@ def sparse_conv3d(
         )
     if dilation != 1:
         raise ValueError(f"only dilation 1 is implemented, got {dilation}")
+    if resolve_backend(device=x.feats.device) == "spconv":
+        from kdseg.sparse.spconv_backend import spconv_conv3d
+
+        return spconv_conv3d(x, weight, kernel_size, stride, bias=bias, transposed=transposed)
     if stride == 1:
         if transposed:
             raise ValueError("a transposed conv needs stride > 1 (use stride=1 without transposed)")

@@ -13,6 +13,7 @@ once per batch and level, and a transposed conv reuses the map of its strided co
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -46,6 +47,8 @@ class SparseCache:
         self.coords: dict[Stride, torch.Tensor] = {}
         self.indices: dict[Stride, KeyIndex] = {}
         self.kmaps: dict[KmapKey, KernelMap] = {}
+        self.extras: dict[str, Any] = {}
+        """per-backend state of the batch (e.g. the spconv backend's level tensors)"""
 
     def key_index(self, stride: Stride) -> KeyIndex:
         """Sorted keys of the coordinate set at ``stride`` (built once)."""
