@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -276,30 +278,34 @@ def test_backend_selection(monkeypatch: pytest.MonkeyPatch) -> None:
         assert resolve_backend(None, cuda) == ("spconv" if spconv_here else "torch")
 
 
-def test_matches_spconv_submanifold_single_thread() -> None:
+@pytest.fixture
+def spconv_one_thread() -> Iterator[Any]:
+    """``spconv.pytorch`` with one torch thread (spconv on CPU is wrong with more, docs/sparse.md);
+    skips when spconv is not installed."""
     if importlib.util.find_spec("spconv") is None:
         pytest.skip("spconv is not installed")
     import spconv.pytorch as spconv
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # spconv on CPU is wrong with more threads (docs/sparse.md)
-    try:
-        coords = random_sites(300, seed=7)
-        feats = torch.randn(coords.shape[0], 4)
-        ours = Conv3d(4, 5)
-        ref = spconv.SubMConv3d(4, 5, 3, bias=False)
-        with torch.no_grad():
-            ref.weight.copy_(ours.weight.reshape(3, 3, 3, 4, 5).permute(4, 0, 1, 2, 3))
-        x = spconv.SparseConvTensor(feats, coords, [GRID] * 3, BATCH)
-        got = ref(x)
-        order = torch.argsort(encode_keys(got.indices.long()))
-        mine = ours(SparseTensor(feats, coords))
-        mine_order = torch.argsort(encode_keys(coords.long()))
-        torch.testing.assert_close(
-            got.features[order], mine.feats[mine_order], atol=1e-5, rtol=1e-5
-        )
-    finally:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(1)
+    yield spconv
+    torch.set_num_threads(threads)
+
+
+def test_matches_spconv_submanifold_single_thread(spconv_one_thread: Any) -> None:
+    spconv = spconv_one_thread
+    coords = random_sites(300, seed=7)
+    feats = torch.randn(coords.shape[0], 4)
+    ours = Conv3d(4, 5)
+    ref = spconv.SubMConv3d(4, 5, 3, bias=False)
+    with torch.no_grad():
+        ref.weight.copy_(ours.weight.reshape(3, 3, 3, 4, 5).permute(4, 0, 1, 2, 3))
+    x = spconv.SparseConvTensor(feats, coords, [GRID] * 3, BATCH)
+    got = ref(x)
+    order = torch.argsort(encode_keys(got.indices.long()))
+    mine = ours(SparseTensor(feats, coords))
+    mine_order = torch.argsort(encode_keys(coords.long()))
+    torch.testing.assert_close(got.features[order], mine.feats[mine_order], atol=1e-5, rtol=1e-5)
 
 
 def test_downsample_kmap_equals_the_searched_strided_map() -> None:
@@ -322,67 +328,48 @@ def test_kernel_map_near_the_key_budget_edge() -> None:
     assert pairs == {(0, 0), (1, 1), (2, 2), (0, 1), (1, 0)}
 
 
-def test_matches_spconv_strided_single_thread() -> None:
-    if importlib.util.find_spec("spconv") is None:
-        pytest.skip("spconv is not installed")
-    import spconv.pytorch as spconv
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        coords = random_sites(300, seed=10)
-        feats = torch.randn(coords.shape[0], 3)
-        ours = Conv3d(3, 4, kernel_size=2, stride=2)
-        ref = spconv.SparseConv3d(3, 4, 2, stride=2, bias=False)
-        with torch.no_grad():
-            ref.weight.copy_(ours.weight.reshape(2, 2, 2, 3, 4).permute(4, 0, 1, 2, 3))
-        got = ref(spconv.SparseConvTensor(feats, coords, [GRID] * 3, BATCH))
-        mine = ours(SparseTensor(feats, coords))
-        order = torch.argsort(encode_keys(got.indices.long()))
-        assert torch.equal(got.indices.long()[order], mine.coords.long())  # key-sorted already
-        torch.testing.assert_close(got.features[order], mine.feats, atol=1e-5, rtol=1e-5)
-    finally:
-        torch.set_num_threads(threads)
+def test_matches_spconv_strided_single_thread(spconv_one_thread: Any) -> None:
+    spconv = spconv_one_thread
+    coords = random_sites(300, seed=10)
+    feats = torch.randn(coords.shape[0], 3)
+    ours = Conv3d(3, 4, kernel_size=2, stride=2)
+    ref = spconv.SparseConv3d(3, 4, 2, stride=2, bias=False)
+    with torch.no_grad():
+        ref.weight.copy_(ours.weight.reshape(2, 2, 2, 3, 4).permute(4, 0, 1, 2, 3))
+    got = ref(spconv.SparseConvTensor(feats, coords, [GRID] * 3, BATCH))
+    mine = ours(SparseTensor(feats, coords))
+    order = torch.argsort(encode_keys(got.indices.long()))
+    assert torch.equal(got.indices.long()[order], mine.coords.long())  # key-sorted already
+    torch.testing.assert_close(got.features[order], mine.feats, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.usefixtures("spconv_one_thread")
 def test_spconv_backend_runs_a_minkunet_like_the_torch_backend() -> None:
     """The spconv adapter (meant for CUDA) on the CPU at one thread: same network outputs."""
-    if importlib.util.find_spec("spconv") is None:
-        pytest.skip("spconv is not installed")
     from kdseg.models import SegNet, build_backbone
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        torch.manual_seed(0)
-        net = SegNet(build_backbone("minkunet_tiny"), 7).eval()
-        coords = random_sites(300, seed=11)
-        feats = torch.randn(coords.shape[0], 4)
-        with torch.no_grad():
-            ref_feats, ref_logits = net(SparseTensor(feats, coords))
-            with use_backend("spconv"):
-                got_feats, got_logits = net(SparseTensor(feats, coords))
-        torch.testing.assert_close(got_logits, ref_logits, atol=1e-4, rtol=1e-4)
-        torch.testing.assert_close(got_feats, ref_feats, atol=1e-4, rtol=1e-4)
-    finally:
-        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net = SegNet(build_backbone("minkunet_tiny"), 7).eval()
+    coords = random_sites(300, seed=11)
+    feats = torch.randn(coords.shape[0], 4)
+    with torch.no_grad():
+        ref_feats, ref_logits = net(SparseTensor(feats, coords))
+        with use_backend("spconv"):
+            got_feats, got_logits = net(SparseTensor(feats, coords))
+    torch.testing.assert_close(got_logits, ref_logits, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(got_feats, ref_feats, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.usefixtures("spconv_one_thread")
 def test_spconv_backend_refuses_what_it_cannot_do() -> None:
-    if importlib.util.find_spec("spconv") is None:
-        pytest.skip("spconv is not installed")
     coords = random_sites(50, seed=12)
     x = SparseTensor(torch.randn(coords.shape[0], 2), coords)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        with use_backend("spconv"), pytest.raises(RuntimeError, match="one torch thread"):
-            Conv3d(2, 2)(x)
-        torch.set_num_threads(1)
-        with use_backend("spconv"), pytest.raises(ValueError, match="kernel == stride"):
-            Conv3d(2, 2, kernel_size=3, stride=2)(x)
-        neg = SparseTensor(torch.randn(1, 2), torch.tensor([[0, -1, 0, 0]]))
-        with use_backend("spconv"), pytest.raises(ValueError, match="non-negative"):
-            Conv3d(2, 2)(neg)
-    finally:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(2)  # the fixture restores the caller's count
+    with use_backend("spconv"), pytest.raises(RuntimeError, match="one torch thread"):
+        Conv3d(2, 2)(x)
+    torch.set_num_threads(1)
+    with use_backend("spconv"), pytest.raises(ValueError, match="kernel == stride"):
+        Conv3d(2, 2, kernel_size=3, stride=2)(x)
+    neg = SparseTensor(torch.randn(1, 2), torch.tensor([[0, -1, 0, 0]]))
+    with use_backend("spconv"), pytest.raises(ValueError, match="non-negative"):
+        Conv3d(2, 2)(neg)

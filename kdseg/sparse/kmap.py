@@ -23,6 +23,7 @@ kernel size ``K`` let ``p = (K - 1) // 2`` (1 for K=3, 0 for K=1 and K=2). Kerne
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass, field
 
@@ -130,8 +131,9 @@ class KernelMap:
     For the convs the map also holds the pairs *without* the identity offset, compacted
     (``rest_in``, ``rest_out`` ``(P',)`` and ``segments``: ``(k, lo, hi)`` slices of them), and
     two 0/1 CSR matrices that sum pair rows into voxels: ``scatter_out`` ``(num_out, P')`` and
-    ``scatter_in`` ``(num_in, P')`` (one sparse-dense matrix multiply replaces a scatter-add;
-    on the CPU it is about four times faster than ``index_add_``, measured in docs/sparse.md).
+    ``scatter_in`` ``(num_in, P')``, built when a conv first needs them (one sparse-dense matrix
+    multiply replaces a scatter-add; on the CPU it is about four times faster than
+    ``index_add_``, measured in docs/sparse.md; other devices never build them).
     """
 
     in_idx: torch.Tensor
@@ -143,8 +145,6 @@ class KernelMap:
     rest_in: torch.Tensor = field(init=False, repr=False)
     rest_out: torch.Tensor = field(init=False, repr=False)
     segments: tuple[tuple[int, int, int], ...] = field(init=False, repr=False)
-    scatter_out: torch.Tensor = field(init=False, repr=False)
-    scatter_in: torch.Tensor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         keep, segments, pos = [], [], 0
@@ -163,8 +163,16 @@ class KernelMap:
         object.__setattr__(self, "rest_in", rest_in)
         object.__setattr__(self, "rest_out", rest_out)
         object.__setattr__(self, "segments", tuple(segments))
-        object.__setattr__(self, "scatter_out", rows_to_csr(rest_out, self.num_out))
-        object.__setattr__(self, "scatter_in", rows_to_csr(rest_in, self.num_in))
+
+    @functools.cached_property
+    def scatter_out(self) -> torch.Tensor:
+        """CSR ``(num_out, P')`` summing pair rows into output voxels (built on first use)."""
+        return rows_to_csr(self.rest_out, self.num_out)
+
+    @functools.cached_property
+    def scatter_in(self) -> torch.Tensor:
+        """CSR ``(num_in, P')`` summing pair rows into input voxels (built on first use)."""
+        return rows_to_csr(self.rest_in, self.num_in)
 
     @property
     def num_pairs(self) -> int:
@@ -262,19 +270,23 @@ def _find_by_columns(
     return flat.index_select(0, torch.tensor(rows, device=keys.device))
 
 
+def _bounds(counts: list[int]) -> tuple[int, ...]:
+    """Slice bounds ``(0, c0, c0 + c1, ...)`` of consecutive groups of ``counts`` pairs."""
+    bounds = [0]
+    for count in counts:
+        bounds.append(bounds[-1] + int(count))
+    return tuple(bounds)
+
+
 def _pack(
     found: torch.Tensor, out_rows: torch.Tensor, n_in: int, n_out: int, identity: int | None
 ) -> KernelMap:
     """Pairs of ``found`` ``(K^3, M)`` (input row or -1 for output row ``out_rows[m]``)."""
     hit = found >= 0
-    counts = hit.sum(dim=1).tolist()
-    bounds = [0]
-    for c in counts:
-        bounds.append(bounds[-1] + int(c))
     return KernelMap(
         in_idx=found[hit],
         out_idx=out_rows.expand_as(found)[hit],
-        bounds=tuple(bounds),
+        bounds=_bounds(hit.sum(dim=1).tolist()),
         num_in=n_in,
         num_out=n_out,
         identity=identity,
@@ -303,13 +315,10 @@ def submanifold_kmap(coords: torch.Tensor, index: KeyIndex, kernel_size: int) ->
     # offsets centre+1 .. K^3-1 are the negations of centre-1 .. 0: swapped pairs, reversed.
     hit_r, found_r, outs_r = hit.flip(0), found.flip(0), outs.flip(0)
     counts = hit.sum(dim=1).tolist()
-    bounds = [0]
-    for c in [*counts, n, *reversed(counts)]:
-        bounds.append(bounds[-1] + int(c))
     return KernelMap(
         in_idx=torch.cat([found[hit], rows, outs_r[hit_r]]),
         out_idx=torch.cat([outs[hit], rows, found_r[hit_r]]),
-        bounds=tuple(bounds),
+        bounds=_bounds([*counts, n, *reversed(counts)]),
         num_in=n,
         num_out=n,
         identity=centre,
@@ -321,9 +330,14 @@ def downsample_coords(coords: torch.Tensor, stride: int = 2) -> torch.Tensor:
 
     The batch column is kept. The result has the dtype of ``coords``.
     """
+    return _decode_keys(torch.unique(encode_keys(_floor_div(coords, stride)))).to(coords.dtype)
+
+
+def _floor_div(coords: torch.Tensor, stride: int) -> torch.Tensor:
+    """``(N, 4)`` coords with x, y, z floor-divided by ``stride`` (batch column kept)."""
     down = coords.clone()
     down[:, 1:] = torch.div(coords[:, 1:], stride, rounding_mode="floor")
-    return _decode_keys(torch.unique(encode_keys(down))).to(coords.dtype)
+    return down
 
 
 def _decode_keys(keys: torch.Tensor) -> torch.Tensor:
@@ -345,20 +359,15 @@ def downsample_kmap(coords: torch.Tensor, stride: int) -> tuple[torch.Tensor, Ke
     the parents. Same result as :func:`downsample_coords` + :func:`strided_kmap`.
     """
     c = coords.to(torch.int64)
-    down = c.clone()
-    down[:, 1:] = torch.div(c[:, 1:], stride, rounding_mode="floor")
+    down = _floor_div(c, stride)
     keys, parent = torch.unique(encode_keys(down), return_inverse=True)
     rem = c[:, 1:] - down[:, 1:] * stride
     k = (rem[:, 0] * stride + rem[:, 1]) * stride + rem[:, 2]
     order = torch.argsort(k, stable=True)
-    counts = torch.bincount(k, minlength=stride**3).tolist()
-    bounds = [0]
-    for count in counts:
-        bounds.append(bounds[-1] + int(count))
     kmap = KernelMap(
         in_idx=order,
         out_idx=parent[order],
-        bounds=tuple(bounds),
+        bounds=_bounds(torch.bincount(k, minlength=stride**3).tolist()),
         num_in=coords.shape[0],
         num_out=keys.numel(),
     )

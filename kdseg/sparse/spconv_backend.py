@@ -26,25 +26,30 @@ check it against the PyTorch backend.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 
 from kdseg.sparse.tensor import SparseTensor, as_stride
 
-
-def _modules(cache_key: tuple[Any, ...], build: Any, store: dict[tuple[Any, ...], Any]) -> Any:
-    module = store.get(cache_key)
-    if module is None:
-        module = store[cache_key] = build()
-    return module
-
-
 SHAPE_LEVELS = 8
 """Stride-2 levels the input grid is padded for (2^8 = 256 voxels per axis at most)."""
 
-_MODULES: dict[tuple[Any, ...], Any] = {}
-"""spconv modules by geometry (they only carry configuration here: weights are passed in)."""
+
+@functools.cache
+def _spconv_module(kind: str, k: int, stride: int, c_in: int, c_out: int) -> Any:
+    """One spconv module per geometry (``kind``: ``subm``, ``down`` or ``inverse``). It only
+    carries configuration: weights are passed in, and the caller sets its ``indice_key``."""
+    import spconv.pytorch as spconv
+
+    if kind == "subm":
+        return spconv.SubMConv3d(c_in, c_out, k, bias=False, indice_key="")
+    if kind == "inverse":
+        return spconv.SparseInverseConv3d(c_in, c_out, k, indice_key="", bias=False)
+    return spconv.SparseConv3d(
+        c_in, c_out, k, stride=stride, padding=(k - 1) // 2, bias=False, indice_key=""
+    )
 
 
 def _level_tensor(x: SparseTensor, spconv: Any) -> Any:
@@ -97,24 +102,10 @@ def spconv_conv3d(
     level = as_stride(x.stride)[0]
     sct = _level_tensor(x, spconv).replace_feature(x.feats.contiguous())
     if stride == 1:
-        key = f"subm{level}k{k}"
-        module = _modules(
-            ("subm", k, c_in, c_out),
-            lambda: spconv.SubMConv3d(c_in, c_out, k, bias=False, indice_key=key),
-            _MODULES,
-        )
-        module.indice_key = key
-        out_stride = x.stride
+        kind, key, out_stride = "subm", f"subm{level}k{k}", x.stride
     elif transposed:
         fine = level // stride
-        key = f"down{fine}k{k}"
-        module = _modules(
-            ("inverse", k, c_in, c_out),
-            lambda: spconv.SparseInverseConv3d(c_in, c_out, k, indice_key=key, bias=False),
-            _MODULES,
-        )
-        module.indice_key = key
-        out_stride = as_stride(fine)
+        kind, key, out_stride = "inverse", f"down{fine}k{k}", as_stride(fine)
     else:
         if k != stride:
             raise ValueError(
@@ -122,16 +113,9 @@ def spconv_conv3d(
                 f"{k}, stride {stride}): spconv's output set for overlapping kernels differs "
                 "from kdseg's unique(floor(c / 2))"
             )
-        key = f"down{level}k{k}"
-        module = _modules(
-            ("down", k, stride, c_in, c_out),
-            lambda: spconv.SparseConv3d(
-                c_in, c_out, k, stride=stride, padding=(k - 1) // 2, bias=False, indice_key=key
-            ),
-            _MODULES,
-        )
-        module.indice_key = key
-        out_stride = as_stride(level * stride)
+        kind, key, out_stride = "down", f"down{level}k{k}", as_stride(level * stride)
+    module = _spconv_module(kind, k, stride, c_in, c_out)
+    module.indice_key = key
     out = module._conv_forward(module.training, sct, krsc, None)
     levels: dict[tuple[int, int, int], Any] = x.cache.extras["spconv"]
     if out_stride not in levels:

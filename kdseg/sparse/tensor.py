@@ -84,13 +84,14 @@ class SparseCache:
         key = (stride, kernel_size, conv_stride, dilation)
         kmap = self.kmaps.get(key)
         if kmap is None:
-            index = self.key_index(stride)
             fine = self.coords[stride]
-            with profile.phase("kmap", fine.device):
-                if kernel_size == conv_stride:  # non-overlapping: parents, no search
+            if kernel_size == conv_stride:  # non-overlapping: parents, no search
+                with profile.phase("kmap", fine.device):
                     down, kmap = downsample_kmap(fine, conv_stride)
                     self.coords.setdefault(coarse, down)
-                else:
+            else:
+                index = self.key_index(stride)
+                with profile.phase("kmap", fine.device):
                     if coarse not in self.coords:
                         self.coords[coarse] = downsample_coords(fine, conv_stride)
                     kmap = strided_kmap(
