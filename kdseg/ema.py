@@ -2,9 +2,18 @@
 
 Update after every optimizer step ``k`` (0-based): ``θ_t ← m_k·θ_t + (1 − m_k)·θ_s`` with
 ``m_k = m`` or, with the SSLSS-style warm-up, ``m_k = min(1 − 1/(k + 1), m)`` (so the teacher
-starts as a copy of the student and its memory grows with ``k``). Floating-point buffers (e.g.
-BatchNorm running statistics) follow the same average; integer buffers (``num_batches_tracked``)
-are copied from the student.
+starts as a copy of the student and its memory grows with ``k``).
+
+Buffers (BatchNorm running statistics), by ``buffers``:
+
+* ``"own"`` (the reference semantics: mmdet3d's ``MeanTeacherHook(skip_buffer=True)`` used by
+  LaserMix, SSLSS, Tarvainen & Valpola): only parameters are averaged; the teacher is kept in
+  train mode, so the targets it makes use the batch's statistics (identical weights give
+  identical outputs), and its running statistics follow its own forward passes (they serve
+  when the teacher itself is evaluated, in eval mode).
+* ``"ema"`` (kdseg's behaviour up to 2026-12-01): floating-point buffers follow the same
+  average, integer buffers (``num_batches_tracked``) are copied from the student, and the
+  teacher makes its targets in eval mode with those averaged statistics.
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+EMA_BUFFERS: tuple[str, ...] = ("own", "ema")
 
 
 def ema_momentum(k: int, momentum: float, warmup: bool) -> float:
@@ -37,42 +48,64 @@ class EmaTeacher:
         source: the student network whose weights are averaged (its structure is copied once).
         momentum: ``m`` in ``[0, 1]``.
         warmup: use ``m_k = min(1 − 1/(k + 1), m)``.
+        buffers: ``"own"`` or ``"ema"`` (module docstring).
     """
 
-    def __init__(self, source: nn.Module, momentum: float, warmup: bool = False) -> None:
+    def __init__(
+        self, source: nn.Module, momentum: float, warmup: bool = False, buffers: str = "own"
+    ) -> None:
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"EMA momentum must be in [0, 1], got {momentum}")
+        if buffers not in EMA_BUFFERS:
+            raise ValueError(f"EMA buffers must be one of {EMA_BUFFERS}, got {buffers!r}")
         self.momentum = float(momentum)
         self.warmup = bool(warmup)
+        self.buffers = buffers
         self.num_updates = 0
         self.teacher = frozen_copy(source)
+        self.teacher.train(self.targets_in_train_mode)
+
+    @property
+    def targets_in_train_mode(self) -> bool:
+        """Whether the teacher makes its targets in train mode (``buffers == "own"``)."""
+        return self.buffers == "own"
 
     @torch.no_grad()
     def update(self, source: nn.Module) -> float:
         """Average ``source`` into the teacher; returns the momentum used."""
         m = ema_momentum(self.num_updates, self.momentum, self.warmup)
-        t_state = self.teacher.state_dict()
-        s_state = source.state_dict()
-        if t_state.keys() != s_state.keys():
-            missing = sorted(set(t_state) ^ set(s_state))[:5]
-            raise ValueError(f"EMA source and teacher differ in state keys, e.g. {missing}")
-        for name, t in t_state.items():
-            s = s_state[name].detach()
-            if t.dtype.is_floating_point:
-                t.mul_(m).add_(s.to(t.dtype), alpha=1.0 - m)
-            else:
-                t.copy_(s)
+        if self.buffers == "own":
+            t_params = dict(self.teacher.named_parameters())
+            s_params = dict(source.named_parameters())
+            if t_params.keys() != s_params.keys():
+                missing = sorted(set(t_params) ^ set(s_params))[:5]
+                raise ValueError(f"EMA source and teacher differ in parameters, e.g. {missing}")
+            for name, t in t_params.items():
+                t.mul_(m).add_(s_params[name].detach().to(t.dtype), alpha=1.0 - m)
+        else:
+            t_state = self.teacher.state_dict()
+            s_state = source.state_dict()
+            if t_state.keys() != s_state.keys():
+                missing = sorted(set(t_state) ^ set(s_state))[:5]
+                raise ValueError(f"EMA source and teacher differ in state keys, e.g. {missing}")
+            for name, t in t_state.items():
+                s = s_state[name].detach()
+                if t.dtype.is_floating_point:
+                    t.mul_(m).add_(s.to(t.dtype), alpha=1.0 - m)
+                else:
+                    t.copy_(s)
         self.num_updates += 1
-        self.teacher.eval()
+        self.teacher.train(self.targets_in_train_mode)
         return m
 
     def state_dict(self) -> dict[str, Any]:
-        """``{"teacher": state dict, "num_updates": int, "momentum", "warmup"}``."""
+        """``{"teacher": state dict, "num_updates": int, "momentum", "warmup", "buffers"}``."""
         return {
             "teacher": self.teacher.state_dict(),
             "num_updates": self.num_updates,
             "momentum": self.momentum,
             "warmup": self.warmup,
+            "buffers": self.buffers,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -85,7 +118,8 @@ def attach_teacher(method: nn.Module, teacher: nn.Module) -> None:
     """Set ``method.teacher = teacher`` *without* registering it as a submodule.
 
     So ``method.train()``, ``method.parameters()``, ``method.state_dict()`` and the optimizer
-    never see the teacher; it stays frozen and in eval mode, owned by the Trainer.
+    never see the teacher; it stays frozen (and in the mode its :class:`EmaTeacher` keeps),
+    owned by the Trainer.
     """
     existing = method._modules.get("teacher")
     if existing is not None:

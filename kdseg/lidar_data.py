@@ -9,6 +9,12 @@ scans with the labels hidden (the LaserMix "full" convention).
 
 Given a 2D feature cache (``features_dir``), every cloud also carries the 2D teacher's per-point
 guidance (:mod:`kdseg.guidance`); augmentation moves points only, so it rides along unchanged.
+
+With ``mix_partners``, every cloud also carries a ``partner``: another scan, drawn after the
+batch's own clouds (so the batch itself does not change), for mixing augmentations (FOVMix). A
+labelled cloud's partner is another labelled scan (labels kept) when the budget has two or more,
+else an unlabelled one; an unlabelled cloud's partner is another unlabelled scan when there are
+two or more, else a labelled one with its labels hidden. A cloud is never its own partner.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from kdseg.budgets import FrameId, Split
 from kdseg.datasets.semantickitti import SemanticKITTI
 from kdseg.guidance import GuidanceStore
 
+MIX_PARTNERS = "mix_partners"
+"""Name of the input a method ``requires`` to get a ``partner`` cloud on every cloud."""
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -36,7 +45,7 @@ class AugmentConfig:
     jitter: float = field(default=0.0, metadata={"help": "std of per-point xyz noise, metres"})
 
 
-@dataclass
+@dataclass(eq=False)  # identity, not element-wise tensor comparison
 class Cloud:
     """One cloud of a batch: ``points (N, 4)`` float32 tensor, ``labels (N,)`` int64 tensor,
     and where it came from (``frame``).
@@ -53,6 +62,9 @@ class Cloud:
     features_2d: torch.Tensor | None = None
     valid_2d: torch.Tensor | None = None
     pred_2d: torch.Tensor | None = None
+    partner: Cloud | None = None
+    """another scan of the same kind to mix with (``mix_partners`` batches only; never the
+    same frame)"""
 
     @property
     def has_guidance(self) -> bool:
@@ -120,6 +132,7 @@ class LidarBatches:
         seed: the run's seed; iteration ``k`` uses ``numpy.random.default_rng((seed, k))``.
         features_dir: a 2D feature cache (``kdseg features``); every cloud then carries its
             guidance (``features_2d``, ``valid_2d``, ``pred_2d``).
+        mix_partners: give every cloud a ``partner`` cloud of another frame (module docstring).
     """
 
     def __init__(
@@ -131,9 +144,16 @@ class LidarBatches:
         seed: int = 0,
         augment_cfg: AugmentConfig | None = None,
         features_dir: str | Path | None = None,
+        mix_partners: bool = False,
     ) -> None:
         if not split.labelled:
             raise ValueError(f"split {split.dataset}/{split.budget}: no labelled scans")
+        if mix_partners and len(set(split.labelled) | set(split.unlabelled)) < 2:
+            raise ValueError(
+                f"split {split.dataset}/{split.budget}: mixing partners need at least two "
+                "training scans"
+            )
+        self.mix_partners = mix_partners
         self.store = store
         self.split = split
         self.n_lab = labelled_per_batch
@@ -147,7 +167,32 @@ class LidarBatches:
         rng = np.random.default_rng((self.seed, step))
         lab = [self._cloud(self.split.labelled, rng, hide=False) for _ in range(self.n_lab)]
         unl = [self._cloud(self.unlabelled_pool, rng, hide=True) for _ in range(self.n_unl)]
+        if self.mix_partners:
+            labelled, unlabelled = self.split.labelled, self.unlabelled_pool
+            for cloud in lab:
+                cloud.partner = self._partner(
+                    cloud.frame, (labelled, False), (unlabelled, True), rng
+                )
+            for cloud in unl:
+                cloud.partner = self._partner(
+                    cloud.frame, (unlabelled, True), (labelled, True), rng
+                )
         return LidarBatch(labelled=lab, unlabelled=unl)
+
+    def _partner(
+        self,
+        frame: FrameId,
+        first: tuple[Sequence[FrameId], bool],
+        second: tuple[Sequence[FrameId], bool],
+        rng: np.random.Generator,
+    ) -> Cloud:
+        """A cloud of another frame: from ``first`` = (pool, hide labels) when it holds another
+        frame, else from ``second``."""
+        for pool, hide in (first, second):
+            others = [f for f in pool if f != frame]
+            if others:
+                return self._cloud(others, rng, hide)
+        raise ValueError(f"no mixing partner for {frame}: it is the only training scan")
 
     def _cloud(self, pool: Sequence[FrameId], rng: np.random.Generator, hide: bool) -> Cloud:
         frame = pool[int(rng.integers(len(pool)))]

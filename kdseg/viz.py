@@ -16,7 +16,7 @@ from kdseg.geometry import project_points
 from kdseg.io import atomic_open
 
 if TYPE_CHECKING:  # torch stays unimported for the picture helpers that do not need it
-    from kdseg.segmenter import PointSegmenter
+    from kdseg.segmenter import Segmenter
 
 IGNORE_COLOR = np.array([110, 110, 110], np.uint8)
 BACKGROUND = np.array([255, 255, 255], np.uint8)  # white: every official colour shows
@@ -118,26 +118,23 @@ def label_overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> 
     return out.round().astype(np.uint8)
 
 
-def _load_run_network(run_dir: Path) -> PointSegmenter:
-    """The deployed network of a run folder (``metrics.json`` options + ``model.pt``)."""
+def _load_run_network(run_dir: Path) -> Segmenter:
+    """The deployed network of a run folder (``metrics.json`` network spec + ``model.pt``)."""
     import json
 
     import torch
 
     from kdseg.errors import DataFormatError
-    from kdseg.segmenter import PointSegmenter
+    from kdseg.segmenter import build_segmenter
 
     metrics, model = run_dir / "metrics.json", run_dir / "model.pt"
     for path in (metrics, model):
         if not path.is_file():
             raise DataFormatError(path, "run output does not exist")
-    opts = json.loads(metrics.read_text())["config"]["options"]
-    net = PointSegmenter(
-        opts["backbone"],
-        len(CLASS_NAMES),
-        voxel_size=opts.get("voxel_size"),
-        coord_scale=opts.get("coord_scale", 20.0),
-    )
+    spec = json.loads(metrics.read_text()).get("network")
+    if not isinstance(spec, dict):
+        raise DataFormatError(metrics, "has no 'network' spec (written by an older kdseg: rerun)")
+    net = build_segmenter(**spec)
     net.load_state_dict(torch.load(model, map_location="cpu", weights_only=True))
     return net.eval()
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from kdseg.errors import ConfigError
-from kdseg.segmenter import PointSegmenter
+from kdseg.segmenter import Segmenter, build_segmenter
 
 
 def option(default: Any, help: str) -> Any:
@@ -36,13 +36,39 @@ class Options:
     """Options shared by all LiDAR methods."""
 
     backbone: str = option("minkunet_tiny", "registered backbone (kdseg.models.list_backbones)")
-    voxel_size: float | None = option(None, "voxel edge in metres; None = backbone default")
+    voxel_size: float | None = option(
+        None, "voxel backbones: voxel edge in metres; None = backbone default"
+    )
     coord_scale: float = option(
-        20.0, "x, y, z input features are divided by this (metres) [DESIGN: O(1) features]"
+        20.0, "x, y, z (and range) input features are divided by this (metres) [DESIGN: O(1)]"
+    )
+    range_height: int = option(32, "range backbones: image rows (elevation bins)")
+    range_width: int = option(512, "range backbones: image columns (azimuth bins over 360°)")
+    fov_up_deg: float = option(
+        3.0, "range backbones: elevation of the top image edge, degrees [RangeNet++: 3]"
+    )
+    fov_down_deg: float = option(
+        -25.0, "range backbones: elevation of the bottom image edge, degrees [RangeNet++: -25]"
     )
     labelled_per_batch: int = option(2, "labelled clouds per iteration")
-    unlabelled_per_batch: int = option(0, "unlabelled clouds per iteration")
+    unlabelled_per_batch: int | None = option(
+        0, "unlabelled clouds per iteration; None = as many as labelled_per_batch"
+    )
     lovasz_weight: float = option(0.0, "weight of the Lovász-softmax term of the supervised loss")
+
+    def __post_init__(self) -> None:
+        if self.labelled_per_batch < 1:
+            raise ConfigError("labelled_per_batch", f"must be >= 1, got {self.labelled_per_batch}")
+        if self.unlabelled_per_batch is not None and self.unlabelled_per_batch < 0:
+            raise ConfigError(
+                "unlabelled_per_batch", f"must be >= 0 or None, got {self.unlabelled_per_batch}"
+            )
+
+    @property
+    def clouds_per_batch(self) -> tuple[int, int]:
+        """``(labelled, unlabelled)`` clouds per iteration, ``None`` resolved."""
+        unl = self.unlabelled_per_batch
+        return self.labelled_per_batch, self.labelled_per_batch if unl is None else unl
 
 
 class Method(nn.Module, abc.ABC):
@@ -64,8 +90,15 @@ class Method(nn.Module, abc.ABC):
         super().__init__()
         self.opts = opts
         self.num_classes = num_classes
-        self.student = PointSegmenter(
-            opts.backbone, num_classes, voxel_size=opts.voxel_size, coord_scale=opts.coord_scale
+        self.student = build_segmenter(
+            opts.backbone,
+            num_classes,
+            coord_scale=opts.coord_scale,
+            voxel_size=opts.voxel_size,
+            range_height=opts.range_height,
+            range_width=opts.range_width,
+            fov_up_deg=opts.fov_up_deg,
+            fov_down_deg=opts.fov_down_deg,
         )
         self.teacher: nn.Module | None = None  # set by the Trainer when ema_momentum is not None
         self.total_iterations: int | None = None  # set by the run before training (schedules)
@@ -85,13 +118,31 @@ class Method(nn.Module, abc.ABC):
         """Whether the teacher's momentum warms up as ``min(1 - 1/(k+1), m)``."""
         return False
 
+    @property
+    def ema_buffers(self) -> str:
+        """How the EMA teacher treats buffers (:data:`kdseg.ema.EMA_BUFFERS`)."""
+        return "own"
+
     @abc.abstractmethod
     def training_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
         """Named, weighted scalar loss terms for one batch; the Trainer sums them."""
 
-    def inference_network(self) -> PointSegmenter:
+    def evaluation_networks(self) -> dict[str, Segmenter]:
+        """Every network worth evaluating: ``{"student": ...}`` plus ``{"teacher": ...}`` once
+        the Trainer has attached an EMA teacher."""
+        nets: dict[str, Segmenter] = {"student": self.student}
+        if isinstance(self.teacher, Segmenter):
+            nets["teacher"] = self.teacher
+        return nets
+
+    @property
+    def deployed(self) -> str:
+        """The key of :meth:`evaluation_networks` that is deployed (reported, timed, saved)."""
+        return "student"
+
+    def inference_network(self) -> Segmenter:
         """The deployed network (evaluated, timed and saved)."""
-        return self.student
+        return self.evaluation_networks()[self.deployed]
 
 
 M = TypeVar("M", bound=type[Method])

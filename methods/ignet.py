@@ -25,7 +25,7 @@ from torch import nn
 
 from kdseg.errors import ConfigError
 from kdseg.guidance import FEATURES_2D
-from kdseg.lidar_data import Cloud, LidarBatch
+from kdseg.lidar_data import MIX_PARTNERS, Cloud, LidarBatch
 from kdseg.losses import feature_distillation, one_way_info_nce, softmax_mse
 
 from .base import option, register_method
@@ -69,6 +69,7 @@ class IGNetOptions(MeanTeacherOptions):
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         checks = {
             "fd_loss": (self.fd_loss in FD_LOSSES, f"must be one of {FD_LOSSES}"),
             "fovmix_prob": (0.0 <= self.fovmix_prob <= 1.0, "must be in [0, 1]"),
@@ -172,6 +173,8 @@ def fov_mix(a: Cloud, b: Cloud, theta: float) -> Cloud:
     """
     if not (a.has_guidance and b.has_guidance):
         raise ValueError(f"fov_mix needs 2D guidance on both clouds ({a.frame}, {b.frame})")
+    if a.frame == b.frame:
+        raise ValueError(f"fov_mix mixes two different scans, got {a.frame} twice")
     assert a.valid_2d is not None and b.valid_2d is not None
     frustum = camera_frustum(a.points, a.valid_2d)
     if frustum is None:
@@ -200,7 +203,7 @@ class IGNet(MeanTeacher):
 
     Options = IGNetOptions
     opts: IGNetOptions
-    requires = frozenset({FEATURES_2D})
+    requires = frozenset({FEATURES_2D, MIX_PARTNERS})
 
     def __init__(self, opts: IGNetOptions, num_classes: int) -> None:
         super().__init__(opts, num_classes)
@@ -213,13 +216,19 @@ class IGNet(MeanTeacher):
 
     def fovmix(self, clouds: list[Cloud]) -> list[Cloud]:
         """Each cloud, with probability ``fovmix_prob``, replaced by ``fov_mix(partner, cloud,
-        θ)``, θ ~ U(0, 2π); the partner is the next cloud of the same group (itself when alone).
-        Draws come from torch's global generator (seeded by the Trainer)."""
+        θ)``, θ ~ U(0, 2π); the partner is the cloud's ``partner``, another scan drawn by the
+        data pipeline (``mix_partners``). Draws come from torch's global generator (seeded by
+        the Trainer)."""
         out = []
-        for i, cloud in enumerate(clouds):
+        for cloud in clouds:
+            if cloud.partner is None:
+                raise ConfigError(
+                    "ignet.fovmix_prob",
+                    f"FOVMix needs a partner scan for {cloud.frame} (batches with mix_partners)",
+                )
             if float(torch.rand(())) < self.opts.fovmix_prob:
                 theta = 2.0 * math.pi * float(torch.rand(()))
-                cloud = fov_mix(clouds[(i + 1) % len(clouds)], cloud, theta)
+                cloud = fov_mix(cloud.partner, cloud, theta)
             out.append(cloud)
         return out
 
@@ -268,7 +277,7 @@ class IGNet(MeanTeacher):
             if self.teacher is None:
                 raise RuntimeError("ignet needs the Trainer's EMA teacher (consistency_weight > 0)")
             with torch.no_grad():
-                teacher_logits = self.teacher(points, voxels=out.voxels).logits
+                teacher_logits = self.teacher(points, layout=out.layout).logits
             terms["consistency"] = self.consistency_weight(step) * softmax_mse(
                 out.logits, teacher_logits
             )

@@ -3,8 +3,13 @@
 As in LaserMix's MMDetection3D implementation [CODE]: the inclination φ = atan2(z, √(x²+y²)) is
 clamped to [-25°, 3°] and cut into N equal areas, N ~ U{3, 4, 5, 6} for MinkUNet; two mixed
 scans alternate areas of the labelled scan (ground truth) and the unlabelled scan (EMA-teacher
-pseudo-labels with confidence >= 0.9); the student is trained with CE on both mixes, plus the
-supervised loss on the labelled scan and the Mean Teacher consistency (weight 200).
+pseudo-labels with confidence >= 0.9); the student is trained on both mixes with the same
+supervised loss as on the labelled scan (the decode head's loss: CE, plus Lovász when the scale
+uses it), plus that supervised loss on the labelled scan and the Mean Teacher consistency
+(weight 200). Forward passes per iteration, as in the reference: the teacher on the labelled and
+unlabelled scans (targets and pseudo-labels), the student on the labelled, unlabelled and mixed
+scans (batched into one pass here; the reference makes three, so BatchNorm sees the three groups
+together here).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import math
 import torch
 
 from kdseg.lidar_data import Cloud, LidarBatch
-from kdseg.losses import confident_pseudo_labels, cross_entropy, softmax_mse
+from kdseg.losses import confident_pseudo_labels, softmax_mse
 
 from .base import option, register_method
 from .mean_teacher import MeanTeacher, MeanTeacherOptions
@@ -29,7 +34,11 @@ class LaserMixOptions(MeanTeacherOptions):
     num_areas_min: int = option(3, "smallest number of inclination areas [CODE MinkUNet: 3]")
     num_areas_max: int = option(6, "largest number of inclination areas [CODE MinkUNet: 6]")
     pseudo_threshold: float = option(0.9, "teacher confidence for a pseudo-label [CODE]")
-    mix_weight: float = option(1.0, "weight of the CE on the mixed scans [CODE unsup_weight 1]")
+    mix_weight: float = option(
+        1.0,
+        "weight of the mixed scans' loss, the same supervised loss as the labelled term (CE, "
+        "plus Lovász when lovasz_weight > 0) [CODE unsup_weight 1, decode_head.loss_by_feat]",
+    )
 
 
 def inclination_areas(
@@ -100,7 +109,8 @@ class LaserMix(MeanTeacher):
         if mixes:
             mix_logits = torch.cat(s_logits[n_plain:])
             mix_labels = torch.cat([m.labels for m in mixes])
-            terms["mix_ce"] = o.mix_weight * cross_entropy(mix_logits, mix_labels)
+            for key, value in supervised_terms(o, mix_logits, mix_labels).items():
+                terms[key.replace("sup_", "mix_", 1)] = o.mix_weight * value
         return terms
 
 

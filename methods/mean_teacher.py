@@ -13,6 +13,8 @@ import math
 
 import torch
 
+from kdseg.ema import EMA_BUFFERS
+from kdseg.errors import ConfigError
 from kdseg.lidar_data import LidarBatch
 from kdseg.losses import softmax_mse
 
@@ -22,7 +24,11 @@ from .sup_only import supervised_terms
 
 @dataclasses.dataclass(frozen=True)
 class MeanTeacherOptions(Options):
-    unlabelled_per_batch: int = option(1, "unlabelled clouds per iteration")
+    unlabelled_per_batch: int | None = option(
+        None,
+        "unlabelled clouds per iteration; None = as many as labelled_per_batch (LaserMix draws "
+        "labelled and unlabelled scans 1:1: MultiSourceSampler source_ratio [1, 1]) [CODE]",
+    )
     ema_momentum: float = option(0.99, "EMA momentum m of the teacher [CODE LaserMix: 1 - 0.01]")
     consistency_weight: float = option(200.0, "weight of the softmax-MSE consistency [CODE]")
     consistency_rampup: float = option(
@@ -33,6 +39,27 @@ class MeanTeacherOptions(Options):
     ema_warmup: bool = option(
         True, "teacher momentum min(1 - 1/(k+1), m) at update k, as SSLSS does [CODE SSLSS]"
     )
+    ema_buffers: str = option(
+        "own",
+        "'own': EMA of parameters only, targets made by the teacher in train mode (batch "
+        "statistics) [CODE LaserMix: mmdet3d MeanTeacherHook skip_buffer=True; SSLSS]; 'ema': "
+        "EMA of BatchNorm statistics too, targets in eval mode (kdseg before 2026-12-02)",
+    )
+    predict_on: str = option(
+        "teacher",
+        "network deployed and reported: 'teacher' [CODE LaserMix semi_test_cfg predict_on; "
+        "SSLSS keeps the teacher] or 'student'; both are evaluated and recorded",
+    )
+
+    def __post_init__(self) -> None:
+        if self.ema_buffers not in EMA_BUFFERS:
+            raise ConfigError(
+                "ema_buffers", f"must be one of {EMA_BUFFERS}, got {self.ema_buffers!r}"
+            )
+        if self.predict_on not in ("teacher", "student"):
+            raise ConfigError(
+                "predict_on", f"must be 'teacher' or 'student', got {self.predict_on!r}"
+            )
 
 
 @register_method("mean_teacher")
@@ -49,6 +76,15 @@ class MeanTeacher(Method):
     @property
     def ema_warmup(self) -> bool:
         return self.opts.ema_warmup
+
+    @property
+    def ema_buffers(self) -> str:
+        return self.opts.ema_buffers
+
+    @property
+    def deployed(self) -> str:
+        """``predict_on`` once the Trainer has attached the teacher, else the student."""
+        return self.opts.predict_on if self.teacher is not None else "student"
 
     def consistency_weight(self, step: int) -> float:
         """The consistency weight at iteration ``step`` (after the sigmoid ramp-up)."""
@@ -68,7 +104,7 @@ class MeanTeacher(Method):
         labels = torch.cat([c.labels for c in batch.labelled])
         terms = supervised_terms(self.opts, out.logits[:n_lab], labels)
         with torch.no_grad():
-            teacher_logits = self.teacher(points, voxels=out.voxels).logits
+            teacher_logits = self.teacher(points, layout=out.layout).logits
         terms["consistency"] = self.consistency_weight(step) * softmax_mse(
             out.logits, teacher_logits
         )

@@ -297,7 +297,7 @@ def test_ignet_smoke_run_end_to_end(pipeline, tmp_path):
     sup = train_run(
         data, split, "sup_only", runs / "sup_only", scale="smoke", features_dir=pipeline["features"]
     )
-    assert "parity" not in sup and "guidance" not in sup["config"]
+    assert sup["parity"]["parameters_ratio"] == 1.0 and "guidance" not in sup["config"]
     assert sup["parameters"] == m["parameters"]
     out = tmp_path / "fig"
     args = ["ignet-figure", "--data", str(data), "--teacher", str(pipeline["teacher"])]

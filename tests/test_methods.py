@@ -12,9 +12,9 @@ import torch
 from kdseg import IGNORE_INDEX
 from kdseg.ema import EmaTeacher, attach_teacher
 from kdseg.errors import ConfigError
-from kdseg.lidar_data import Cloud, LidarBatch
+from kdseg.lidar_data import MIX_PARTNERS, Cloud, LidarBatch
 from kdseg.methods.base import build_method, list_methods, options_help
-from kdseg.segmenter import PointSegmenter
+from kdseg.segmenter import Segmenter
 
 NUM_CLASSES = 19
 
@@ -49,11 +49,17 @@ def with_guidance(cloud: Cloud, channels: int, seed: int) -> Cloud:
 
 def _batch(method) -> LidarBatch:
     o = method.opts
-    lab = [_cloud(k) for k in range(o.labelled_per_batch)]
-    unl = [_cloud(100 + k, labelled=False) for k in range(o.unlabelled_per_batch)]
+    n_lab, n_unl = o.clouds_per_batch
+    lab = [_cloud(k) for k in range(n_lab)]
+    unl = [_cloud(100 + k, labelled=False) for k in range(n_unl)]
+    if MIX_PARTNERS in method.requires:  # another scan per cloud, as LidarBatches draws them
+        for k, c in enumerate(lab + unl):
+            c.partner = _cloud(1000 + c.frame[1], labelled=k < n_lab)
     if "features_2d" in method.requires:
-        lab = [with_guidance(c, o.feature_dim_2d, k) for k, c in enumerate(lab)]
-        unl = [with_guidance(c, o.feature_dim_2d, 100 + k) for k, c in enumerate(unl)]
+        for c in lab + unl:
+            with_guidance(c, o.feature_dim_2d, c.frame[1])
+            if c.partner is not None:
+                with_guidance(c.partner, o.feature_dim_2d, c.partner.frame[1])
     return LidarBatch(labelled=lab, unlabelled=unl)
 
 
@@ -81,7 +87,7 @@ def test_training_step_and_inference(name):
     assert backbone_grads, "no gradient reached the backbone"
     assert any(float(g.abs().sum()) > 0 for g in backbone_grads)
     net = method.inference_network()
-    assert isinstance(net, PointSegmenter)
+    assert isinstance(net, Segmenter)
     net.eval()
     pred = net.predict(_cloud(7).points)
     assert pred.shape == (1500,) and pred.dtype == torch.int64

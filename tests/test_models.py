@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from kdseg.errors import ConfigError
-from kdseg.models import MinkUNet, SegNet, build_backbone, list_backbones, register_backbone
+from kdseg.models import (
+    MinkUNet,
+    SegNet,
+    backbone_view,
+    build_backbone,
+    list_backbones,
+    register_backbone,
+)
+from kdseg.segmenter import build_segmenter
 from kdseg.voxelize import devoxelize, voxelize_batch
 
 NUM_CLASSES = 5
@@ -24,27 +32,38 @@ def test_registry_lists_the_builtin_backbones() -> None:
 
 @pytest.mark.parametrize("name", list_backbones())
 def test_forward_backward_and_parameter_count(name: str) -> None:
+    """Every registered backbone, through the segmenter every method uses: per-point logits and
+    features of the right shapes, finite gradients everywhere, a seed-independent size."""
     torch.manual_seed(0)
-    backbone = build_backbone(name)
-    assert backbone.default_voxel_size > 0
-    model = SegNet(backbone, NUM_CLASSES)
     # a voxel size that keeps the test cheap yet deep enough for every stride level
+    seg = build_segmenter(name, NUM_CLASSES, voxel_size=0.25, range_height=16, range_width=64)
+    assert backbone_view(name) in ("voxel", "range")
+    clouds = small_batch(0)
+    out = seg(clouds)
+    n = sum(c.shape[0] for c in clouds)
+    assert out.logits.shape == (n, NUM_CLASSES)
+    assert out.feats.shape == (n, seg.feat_channels)
+    assert out.offsets.tolist() == [0, 600, 1000]
+    labels = torch.randint(0, NUM_CLASSES, (n,))
+    torch.nn.functional.cross_entropy(out.logits, labels).backward()
+    for pname, param in seg.named_parameters():
+        assert param.grad is not None, pname
+        assert torch.isfinite(param.grad).all(), pname
+    count = sum(p.numel() for p in seg.parameters())
+    torch.manual_seed(1)
+    again = build_segmenter(**seg.spec())
+    assert sum(p.numel() for p in again.parameters()) == count
+    print(f"{name}: {count} parameters")
+
+
+def test_sparse_backbones_keep_voxel_order() -> None:
+    """A voxel backbone wrapped in SegNet returns one row per input voxel."""
+    model = SegNet(build_backbone("minkunet_tiny"), NUM_CLASSES)
     batch = voxelize_batch(small_batch(0), voxel_size=0.25)
     feats, logits = model(batch.tensor)
     v = batch.tensor.coords.shape[0]
-    assert feats.shape == (v, backbone.out_channels)
-    assert logits.shape == (v, NUM_CLASSES)
-    point_logits = devoxelize(logits, batch.p2v)
-    labels = torch.randint(0, NUM_CLASSES, (point_logits.shape[0],))
-    torch.nn.functional.cross_entropy(point_logits, labels).backward()
-    for pname, param in model.named_parameters():
-        assert param.grad is not None, pname
-        assert torch.isfinite(param.grad).all(), pname
-    count = sum(p.numel() for p in model.parameters())
-    torch.manual_seed(1)
-    again = sum(p.numel() for p in SegNet(build_backbone(name), NUM_CLASSES).parameters())
-    assert count == again
-    print(f"{name}: {count} parameters")
+    assert feats.shape == (v, model.out_channels) and logits.shape == (v, NUM_CLASSES)
+    assert devoxelize(logits, batch.p2v).shape == (1000, NUM_CLASSES)
 
 
 def test_paper_configurations() -> None:
@@ -87,20 +106,20 @@ def test_output_is_per_input_voxel_in_input_order() -> None:
 
 def test_segmenter_reuses_voxels_of_an_earlier_call() -> None:
     """A second network on the same clouds may reuse the voxels and kernel maps (EMA teachers)."""
-    from kdseg.segmenter import PointSegmenter
+    from kdseg.segmenter import VoxelSegmenter
 
     g = torch.Generator().manual_seed(3)
     clouds = [torch.rand(400, 4, generator=g) * 20.0 for _ in range(2)]
-    student = PointSegmenter("minkunet_tiny", 5)
-    teacher = PointSegmenter("minkunet_tiny", 5).eval()
+    student = VoxelSegmenter("minkunet_tiny", 5)
+    teacher = VoxelSegmenter("minkunet_tiny", 5).eval()
     out = student(clouds)
-    assert out.voxels is not None
-    maps_before = len(out.voxels.tensor.cache.kmaps)
+    assert out.layout is not None
+    maps_before = len(out.layout.tensor.cache.kmaps)
     with torch.no_grad():
-        shared = teacher(clouds, voxels=out.voxels)
+        shared = teacher(clouds, layout=out.layout)
         fresh = teacher(clouds)
-    assert len(out.voxels.tensor.cache.kmaps) == maps_before  # nothing rebuilt
+    assert len(out.layout.tensor.cache.kmaps) == maps_before  # nothing rebuilt
     assert torch.equal(shared.logits, fresh.logits)
-    coarse = PointSegmenter("minkunet_tiny", 5, voxel_size=0.5)
+    coarse = VoxelSegmenter("minkunet_tiny", 5, voxel_size=0.5)
     with pytest.raises(ValueError, match=r"voxels were made at 0\.3 m"):
-        coarse(clouds, voxels=out.voxels)
+        coarse(clouds, layout=out.layout)
