@@ -169,6 +169,16 @@ def teacher_args(config: dict[str, Any], dataset: str) -> list[str]:
     return args + (["--source", str(source)] if source is not None else [])
 
 
+FIXED_SPLIT_SEED = 0
+"""The seed of the one split file per budget under ``split_policy: fixed``."""
+
+
+def split_seed(config: dict[str, Any], seed: int) -> int:
+    """The seed of the split file a run of ``seed`` trains on: :data:`FIXED_SPLIT_SEED` under
+    ``split_policy: fixed`` (the default, the published protocol), else ``seed``."""
+    return seed if config.get("split_policy", "fixed") == "per_seed" else FIXED_SPLIT_SEED
+
+
 def scale_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The active scale's settings."""
     return config["scales"][config["scale"]]

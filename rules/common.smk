@@ -12,6 +12,7 @@ from kdseg.workflow import (
     dataset_root,
     home_study,
     scale_settings,
+    split_seed,
     study_jobs,
     study_definition,
     study_seeds,
@@ -64,6 +65,12 @@ def study_metrics(wildcards):
     return [
         f"{run_dir(job)}/metrics.json" for job in study_jobs(config, wildcards.study)
     ]
+
+
+def split_file(wildcards):
+    """The split a run trains on (split_policy: one fixed file per budget, or one per seed)."""
+    seed = split_seed(config, int(wildcards.seed))
+    return f"{RESULTS}/splits/{wildcards.dataset}/{wildcards.budget}/seed{seed}.json"
 
 
 def job_of(wildcards):

@@ -395,3 +395,24 @@ def test_parity_footnote_means_over_runs(files: list[Path], tmp_path: Path) -> N
     bad.write_text(json.dumps(data))
     with pytest.raises(DataFormatError, match=r"parity\.parameters_ratio"):
         collect_runs(files)
+
+
+def test_caption_states_split_protocol_and_deployed_network(tmp_path: Path) -> None:
+    """The caption says whether all seeds shared one split per budget, and which network
+    (student or teacher) each row reports, as recorded by the runs."""
+    study = make_study(reported=None)
+    fixed = []
+    for (variant, budget), values in MIOU.items():
+        for seed, v in enumerate(values):
+            fixed.append(write_run(tmp_path / "a", variant, budget, seed, v, split_seed=0))
+    caption = build_main_table(study, collect_runs(fixed)).caption
+    assert "one fixed split per budget (drawn with seed 0)" in caption
+    assert "Sup-only student" in caption
+    per_seed = [write_run(tmp_path / "b", "sup", "full", s, 0.5, split_seed=s) for s in (0, 1, 2)]
+    caption = build_main_table(study, collect_runs(per_seed)).caption
+    assert "a new split per seed" in caption and "fixed split" not in caption
+    mixed = [
+        write_run(tmp_path / "c", "sup", "full", s, 0.5, split_seed=k)
+        for s, k in ((0, 0), (1, 1), (2, 0))
+    ]
+    assert "mixed" in build_main_table(study, collect_runs(mixed)).caption

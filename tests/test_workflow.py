@@ -14,6 +14,7 @@ from kdseg.workflow import (
     Job,
     dataset_root,
     home_study,
+    split_seed,
     study_jobs,
     teacher_args,
     validate_config,
@@ -138,7 +139,7 @@ def test_ignet_variants_and_teacher_arguments(config):
     assert {v for v in config["variants"] if variant_requires(config, v)} == {
         "ignet_base", "ignet_fd", "ignet_fd_cl", "ignet",
     }  # fmt: skip
-    assert variant_requires(config, "ignet") == {"features_2d"}
+    assert variant_requires(config, "ignet") == {"features_2d", "mix_partners"}
     assert teacher_args(config, "street") == ["--scale", "default", "--options-json", "{}"]
     config["scale"] = "smoke"
     config["datasets"]["street"]["teacher_options"] = {"adaptation": "none"}
@@ -160,3 +161,13 @@ def test_conda_env_pins_match_pyproject():
     env = yaml.safe_load((REPO / "envs" / "kdseg.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert pip == deps
+
+
+def test_split_policy_fixed_by_default(config):
+    """Fixed split (the published protocol): every seed trains on the seed-0 split file;
+    per_seed: each seed on its own."""
+    assert config["split_policy"] == "fixed"
+    assert [split_seed(config, s) for s in (0, 1, 2)] == [0, 0, 0]
+    assert [split_seed(config | {"split_policy": "per_seed"}, s) for s in (0, 1, 2)] == [0, 1, 2]
+    with pytest.raises(ConfigError, match="split_policy"):
+        validate_config(config | {"split_policy": "random"}, SCHEMA)

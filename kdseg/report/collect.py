@@ -1,6 +1,8 @@
 """Load ``metrics.json`` files into one tidy :class:`pandas.DataFrame` (one row per run).
 
-Columns: ``variant``, ``method``, ``budget``, ``seed``, ``dataset``, ``scale``, ``miou`` (in %),
+Columns: ``variant``, ``method``, ``budget``, ``seed``, ``split_seed`` (the seed of the budget's
+split file; equal to ``seed`` for runs that do not record it), ``deployed`` (the evaluated and
+deployed network: ``student`` or ``teacher``), ``dataset``, ``scale``, ``miou`` (in %),
 ``iou/<class>`` (in %, ``nan`` for a class absent from the validation frames), the inference
 parity with Sup-only ``parity/parameters_ratio`` and ``parity/latency_ratio`` (``nan`` when the
 run measured none, e.g. Sup-only itself) and ``path``.
@@ -93,6 +95,8 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
         "method": str(cfg["method"]),
         "budget": str(cfg["budget"]),
         "seed": int(cfg["seed"]),
+        "split_seed": int(cfg.get("split_seed", cfg["seed"])),
+        "deployed": str(data.get("deployed", "student")),
         "dataset": str(cfg["dataset"]),
         "scale": str(cfg["scale"]),
         "miou": 100.0 * _score(path, "miou", data["miou"], allow_nan=False),
@@ -109,7 +113,8 @@ def collect_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Load many ``metrics.json`` files; two files of one (variant, budget, seed) are an error."""
     records = [load_metrics(p) for p in paths]
     columns = [
-        "variant", "method", "budget", "seed", "dataset", "scale", "miou",
+        "variant", "method", "budget", "seed", "split_seed", "deployed", "dataset", "scale",
+        "miou",
         *(IOU_PREFIX + c for c in CLASS_NAMES), *(PARITY_PREFIX + k for k in PARITY_KEYS),
         "path",
     ]  # fmt: skip

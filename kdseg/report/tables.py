@@ -160,6 +160,33 @@ def _seed_phrase(study: StudyDef) -> str:
     )
 
 
+def protocol_phrase(study: StudyDef, runs: pd.DataFrame) -> str:
+    """How the runs were made, from their records: the label splits (one fixed split file per
+    budget, or a new split per seed) and which network each row reports (student or teacher)."""
+    if runs.empty:
+        return ""
+    parts = []
+    splits = runs.groupby("budget")["split_seed"].nunique()
+    if (splits == 1).all() and runs["split_seed"].nunique() == 1:
+        seed = int(runs["split_seed"].iloc[0])
+        parts.append(
+            f"Label splits: one fixed split per budget (drawn with seed {seed}) shared by every "
+            "seed, as in the published protocol; seeds change initialisation and sampling"
+        )
+    elif (runs["split_seed"] == runs["seed"]).all():
+        parts.append("Label splits: a new split per seed (drawn with the run's seed)")
+    else:
+        parts.append("Label splits: mixed (see each run's config.split_seed)")
+    shown = []
+    for variant, display in study.rows:
+        nets = sorted(set(runs.loc[runs["variant"] == variant, "deployed"]))
+        if nets:
+            shown.append(f"{display} {'/'.join(nets)}")
+    if shown:
+        parts.append("Network evaluated (each method's published choice): " + ", ".join(shown))
+    return " " + ". ".join(parts) + "."
+
+
 def _missing_phrase(missing: list[str], partial: str = "a cell with fewer seeds shows n") -> str:
     if not missing:
         return ""
@@ -240,6 +267,7 @@ def build_main_table(
         "Best measured result per column in bold, second best underlined "
         "(compared at the shown precision; ties share the mark)."
     )
+    caption += protocol_phrase(study, runs)
     if reported:
         caption += (
             " Rows in italics are published numbers (reported; backbone in parentheses), "
