@@ -3,7 +3,9 @@
 Contents (all ``torch.load(..., weights_only=True)``-loadable: tensors, dicts, lists, numbers,
 strings, None):
 
-``format``      int, :data:`CHECKPOINT_FORMAT`
+``format``      int, :data:`CHECKPOINT_FORMAT` (2; format 1 kept the final checkpoint of a finished
+                run, format 2 removes it once the run is evaluated, so a checkpoint on disk is
+                always a resume point; format-1 files are still read)
 ``step``        int, iterations completed (the next iteration to run)
 ``model``       ``method.state_dict()`` (the EMA teacher is not part of it, see ``ema``)
 ``optimizer``   optimizer state dict
@@ -24,7 +26,8 @@ from kdseg.errors import ConfigError, DataFormatError
 from kdseg.io import atomic_open
 from kdseg.seeding import capture_rng_state
 
-CHECKPOINT_FORMAT: int = 1
+CHECKPOINT_FORMAT: int = 2
+READABLE_FORMATS: tuple[int, ...] = (1, 2)
 CHECKPOINT_NAME: str = "checkpoint_last.pt"
 REQUIRED_KEYS: tuple[str, ...] = (
     *("format", "step", "model", "optimizer"),
@@ -91,9 +94,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     missing = [k for k in REQUIRED_KEYS if k not in state]
     if missing:
         raise DataFormatError(path, f"not a kdseg training checkpoint (missing keys {missing})")
-    if state["format"] != CHECKPOINT_FORMAT:
+    if state["format"] not in READABLE_FORMATS:
         raise DataFormatError(
-            path, f"checkpoint format {state['format']} is not the supported {CHECKPOINT_FORMAT}"
+            path, f"checkpoint format {state['format']} is not one of {list(READABLE_FORMATS)}"
         )
     return state
 

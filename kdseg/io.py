@@ -26,7 +26,10 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
         raise ValueError(f"atomic_open needs a write mode, got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # name the file being written, not the temporary one
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
     try:
         with os.fdopen(fd, mode) as fh:
@@ -34,10 +37,30 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        cause = os_error_of(exc) if isinstance(exc, OSError | RuntimeError) else None
+        if cause is not None and cause.errno is not None:
+            if cause is not exc or exc.filename in (None, tmp):  # name the file being written
+                raise OSError(cause.errno, cause.strerror, str(path)) from exc
         raise
+
+
+def os_error_of(exc: BaseException) -> OSError | None:
+    """The ``OSError`` behind ``exc``: itself, or the one a library turned into another error.
+
+    ``torch.save`` to a full disk, for one, raises ``RuntimeError: ... unexpected pos`` while
+    handling the ``OSError(ENOSPC)`` of the write; this finds the latter in the exception chain.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _umask() -> int:
