@@ -72,6 +72,58 @@ def test_bad_budget_names(name):
         parse_budget(name)
 
 
+@pytest.mark.parametrize(("name", "right"), [("scans-07", "scans-7"), ("scans-10.0", "scans-10")])
+def test_budgets_have_one_spelling(name, right):
+    with pytest.raises(ConfigError, match=f"is written '{right}'"):
+        parse_budget(name)
+
+
+def test_custom_budget_is_drawn_and_recorded(tmp_path):
+    split = make_split("street", FRAMES, "scans-7", seed=0, fingerprint="abc")
+    assert split.custom_budget and len(split.labelled) == 14
+    path = tmp_path / "s.json"
+    write_split(path, split)
+    obj = json.loads(path.read_text())
+    assert obj["custom_budget"] is True and obj["train_fingerprint"] == "abc"
+    assert read_split(path) == split
+    obj["custom_budget"] = False  # a file that hides its budget is not read
+    path.write_text(json.dumps(obj))
+    with pytest.raises(DataFormatError, match="custom_budget is False for budget 'scans-7'"):
+        read_split(path)
+    assert not make_split("street", FRAMES, "scans-10", seed=0).custom_budget
+
+
+def test_old_split_format_is_refused_with_the_command_that_regenerates_it(tmp_path):
+    path = tmp_path / "seed0.json"
+    write_split(path, make_split("street", FRAMES, "scans-10", seed=0))
+    obj = json.loads(path.read_text())
+    obj["format_version"] = 1
+    del obj["train_fingerprint"], obj["custom_budget"]
+    path.write_text(json.dumps(obj))
+    with pytest.raises(DataFormatError) as err:
+        read_split(path)
+    assert "split format 1 is not the supported 2" in str(err.value)
+    assert (
+        f"kdseg split --data DATA_ROOT --dataset street --budget scans-10 --seed 0 --out {path}"
+        in str(err.value)
+    )
+
+
+def test_split_whose_counts_do_not_match_its_budget(tmp_path):
+    path = tmp_path / "s.json"
+    write_split(path, make_split("street", FRAMES, "scans-10", seed=0))
+    obj = json.loads(path.read_text())
+    obj["labelled"].append(obj["unlabelled"].pop())  # 21 labelled scans under scans-10
+    path.write_text(json.dumps(obj))
+    with pytest.raises(DataFormatError, match="21 labelled scans, but budget 'scans-10' of 200"):
+        read_split(path)
+
+
+def test_split_seed_must_fit_numpy():
+    with pytest.raises(ConfigError, match="'seed': must be in"):
+        make_split("street", FRAMES, "scans-10", seed=-1)
+
+
 def test_standard_budgets_parse():
     assert [parse_budget(b).kind for b in STANDARD_BUDGETS] == ["scribbles"] + ["scans"] * 4 + [
         "full"
