@@ -60,8 +60,8 @@ class ExperimentNotFoundError(KdsegError, LookupError):
         self.tracking_uri = tracking_uri
         super().__init__(
             f"MLflow experiment {name!r} does not exist in {tracking_uri}; create it before "
-            "starting training jobs with kdseg.mlflow_store.init_store (the workflow's "
-            "mlflow_init rule)"
+            f"starting training jobs: kdseg mlflow-init --uri {tracking_uri} --out FILE "
+            f"'{name}' (the workflow's mlflow_init rule does)"
         )
 
 
@@ -71,9 +71,9 @@ class StoreNotInitialisedError(KdsegError, FileNotFoundError):
     def __init__(self, path: Path) -> None:
         self.path = path
         super().__init__(
-            f"{path}: MLflow SQLite database does not exist; create it once with "
-            "kdseg.mlflow_store.init_store before starting parallel jobs (creating it from "
-            "several jobs at once crashes)"
+            f"{path}: MLflow SQLite database does not exist; create it once, before starting "
+            f"jobs, with: kdseg mlflow-init --uri sqlite:///{path} --out FILE EXPERIMENT... "
+            "(the workflow's mlflow_init rule does; several jobs creating it at once crash)"
         )
 
 

@@ -200,10 +200,10 @@ def test_rerun_supersedes(uri: str) -> None:
 
 def test_missing_experiment_and_store(uri: str, tmp_path: Path) -> None:
     init_store(uri, ["study1"])
-    with pytest.raises(ExperimentNotFoundError, match=r"'study2'.*init_store"):
+    with pytest.raises(ExperimentNotFoundError, match=r"'study2'.*kdseg mlflow-init --uri"):
         tracker_for_job("study2", "job", {}, tracking_uri=uri)
     missing = tmp_path / "nowhere" / "mlflow.db"
-    with pytest.raises(StoreNotInitialisedError, match="init_store"):
+    with pytest.raises(StoreNotInitialisedError, match="kdseg mlflow-init --uri sqlite:///"):
         tracker_for_job("study1", "job", {}, tracking_uri=f"sqlite:///{missing}")
     assert not missing.exists()  # a job never creates the database itself
 
