@@ -12,6 +12,7 @@ include: "rules/data.smk"
 include: "rules/teacher.smk"
 include: "rules/train.smk"
 include: "rules/report.smk"
+include: "rules/fetch.smk"
 
 
 rule all:

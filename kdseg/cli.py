@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_commands(sub)
     _add_teacher_commands(sub)
     _add_report_commands(sub)
+    from kdseg.fetch.cli import add_fetch_commands  # real datasets: fetch, prepare
+
+    add_fetch_commands(sub)
     return p
 
 
