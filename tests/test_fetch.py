@@ -217,6 +217,15 @@ def test_truncated_download_is_refused(server, tmp_path, mode):
     assert not (tmp_path / "root" / "downloads" / file_name).exists()
 
 
+def test_gzip_trailer_is_checked_without_a_checksum(server, tmp_path):
+    data, file_name = serve(server, tmp_path, "tar.gz")
+    server.files[f"/{file_name}"] = data[:-4]  # every tar member intact, the gzip length gone
+    ds = dataset("ds", server.url(f"/{file_name}"), file_name, None)
+    with pytest.raises(CorruptArchiveError, match="end-of-stream marker"):
+        fetch(ds, tmp_path / "root", opts())
+    nothing_done(tmp_path / "root")
+
+
 def test_wrong_checksum_is_refused_and_a_placed_archive_kept(server, tmp_path):
     data, file_name = serve(server, tmp_path, "tar.gz")
     ds = dataset("ds", server.url(f"/{file_name}"), file_name, "0" * 64)

@@ -64,7 +64,11 @@ def extract_archive(archive: Path, workdir: Path, kind: str) -> None:
         raise UnsafeArchiveError(archive, f"{exc}; refused") from None
     except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise CorruptArchiveError(archive, f"cannot be read to the end: {exc}") from None
-    except (OSError, RuntimeError) as exc:  # bz2/lzma errors are OSError; encrypted zip members
+    except OSError as exc:
+        if exc.errno is not None:  # the environment (disk full, permissions), not the archive
+            raise FetchError(archive, f"cannot be extracted: {exc}") from None
+        raise CorruptArchiveError(archive, f"cannot be read to the end: {exc}") from None
+    except RuntimeError as exc:  # e.g. an encrypted zip member
         raise CorruptArchiveError(archive, f"cannot be extracted: {exc}") from None
 
 

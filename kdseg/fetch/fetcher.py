@@ -221,7 +221,7 @@ def _process(
             _say(opts, f"{ds.name}: extracting {f.name} into {dest}")
             extract_and_place(source, f.kind, dest, f.anchor, started)
     except (CorruptArchiveError, UnsafeArchiveError) as exc:
-        if downloaded:
+        if downloaded and not has_checksum:  # not the published file: fetch it again next time
             source.unlink(missing_ok=True)
             raise type(exc)(exc.path, f"{exc.problem}; download removed") from None
         raise

@@ -123,7 +123,3 @@ class Dataset:
 
     def record_path(self, data_root: str | Path) -> Path:
         return Path(data_root) / self.name / RECORD_NAME
-
-    @property
-    def gated(self) -> bool:
-        return self.gate is not None and (not self.files or any(f.gated for f in self.files))
