@@ -249,8 +249,11 @@ def load_task_split(out: str | Path) -> list[StepSplit]:
     summary_path = out / "task.json"
     if not summary_path.is_file():
         raise DataFormatError(summary_path, "missing: the split was never completed")
-    summary = json.loads(summary_path.read_text())
-    return [load_step(out / name) for name in summary["steps"]]
+    try:
+        names = json.loads(summary_path.read_text())["steps"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DataFormatError(summary_path, f"malformed task.json: {exc}") from None
+    return [load_step(out / name) for name in names]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
