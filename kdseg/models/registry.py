@@ -8,6 +8,7 @@ Two kinds of backbone share the registry; ``view`` tells them apart:
   training code reads it when the config does not set a voxel size).
 * ``"range"`` (:class:`RangeBackbone`): maps a ``(B, C_in, H, W)`` range image to
   ``(B, C, H, W)`` per-pixel features.
+* ``"image"``: 2D segmentation backbones for camera images (continual 2D segmentation).
 
 Both expose ``in_channels`` (input feature width it was built for) and ``out_channels`` (output
 width ``C``). :func:`kdseg.segmenter.build_segmenter` wraps either into the point-cloud interface
@@ -61,7 +62,7 @@ F = TypeVar("F", bound=BackboneFactory)
 
 _REGISTRY: dict[str, BackboneFactory] = {}
 _VIEWS: dict[str, str] = {}
-VIEWS: tuple[str, ...] = ("voxel", "range")
+VIEWS: tuple[str, ...] = ("voxel", "range", "image")
 
 
 def register_backbone(name: str, view: str = "voxel") -> Callable[[F], F]:
