@@ -65,9 +65,26 @@ class _Canvas:
     inst: np.ndarray  # (Hs, Ws) int16, 0 = background
     fields: tuple[np.ndarray, ...]
 
-    def paint(self, rng, parts, half_w, centre, hh, angle, mirror, colours, texture, inst_id,
-              alpha=1.0) -> None:  # fmt: skip
-        """Paint one object (or clutter shape, ``inst_id`` 0) into the canvas."""
+    def paint(
+        self,
+        rng: np.random.Generator,
+        parts: list[Part],
+        half_w: float,
+        centre: tuple[float, float],
+        hh: float,
+        angle: float,
+        mirror: bool,
+        colours: np.ndarray,
+        texture: str,
+        inst_id: int,
+        alpha: float = 1.0,
+    ) -> None:
+        """Paint one object (or clutter shape, ``inst_id`` 0) into the canvas.
+
+        ``half_w``: the parts' half-width in local units; ``centre`` ``(x, y)`` and ``hh``
+        (pixels per local unit) in canvas pixels; ``angle`` radians; ``colours`` ``(4, 3)`` RGB
+        in [0, 1] per role; ``alpha`` opacity.
+        """
         hs, ws = self.inst.shape
         radius = hh * float(np.hypot(half_w, 1.0)) * 1.1 + 2
         r0, r1 = max(int(centre[1] - radius), 0), min(int(centre[1] + radius) + 1, hs)
@@ -127,11 +144,17 @@ def _instances(rng: np.random.Generator, classes: tuple[int, ...], max_objects: 
     return list(classes) + extra[: max(max_objects - len(classes), 0)]
 
 
-def _layout(rng, cfg: SyntheticVOCConfig, classes, hs: int, ws: int):
-    """Instances with geometry, sorted back to front."""
+Placed = tuple[float, int, float, list[Part], tuple[float, float], float, float, bool, bool]
+"""depth, class, half-width, parts, centre (x, y), pixels per unit, angle, mirror, difficult"""
+
+
+def _layout(
+    rng: np.random.Generator, cfg: SyntheticVOCConfig, classes: tuple[int, ...], hs: int, ws: int
+) -> list[Placed]:
+    """Instances with geometry on an ``(hs, ws)`` canvas, sorted back to front."""
     insts = _instances(rng, classes, cfg.max_objects)
     crowd = len(insts) ** -0.2
-    placed = []
+    placed: list[Placed] = []
     for k, c in enumerate(insts):
         look = LOOKS[c]
         half_w, parts = TEMPLATES[c](rng)
@@ -161,7 +184,10 @@ class RenderedImage:
     attempts: int
 
 
-def _render_once(rng: np.random.Generator, cfg: SyntheticVOCConfig, classes: tuple[int, ...]):
+def _render_once(
+    rng: np.random.Generator, cfg: SyntheticVOCConfig, classes: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """One layout: image ``(H, W, 3)`` uint8, mask ``(H, W)`` uint8, number of instances."""
     ss = cfg.supersample
     hs, ws = cfg.height * ss, cfg.width * ss
     cv = _Canvas(np.zeros((hs, ws, 3)), np.zeros((hs, ws), np.int16), _fields(rng, (hs, ws), ss))
