@@ -106,6 +106,19 @@ class FrameStore:
         return self._cache[key]
 
 
+def class_frequencies(
+    store: FrameStore, frames: Sequence[FrameId], supervision: str, num_classes: int
+) -> np.ndarray:
+    """Shares ``(num_classes,)`` (summing to 1) of the labelled points of ``frames`` per class,
+    under ``supervision`` (``"labels"`` or ``"scribbles"``); zeros when nothing is labelled."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for frame in frames:
+        labels = store.get(frame, supervision)[1]
+        counts += np.bincount(labels[labels != IGNORE_INDEX], minlength=num_classes)[:num_classes]
+    total = counts.sum()
+    return counts / total if total else counts.astype(np.float64)
+
+
 def augment(points: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
     """Rotate about z, flip, scale and jitter ``(N, 4)`` points; returns a new ``(N, 4)`` array
     (remission untouched)."""

@@ -9,15 +9,46 @@ import torch.nn.functional as F
 from kdseg import IGNORE_INDEX
 
 
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean CE over rows whose label is not ignored; 0 (with a graph) when none is labelled.
 
-    ``logits (M, K)``, ``labels (M,)`` int64 train ids (255 = ignore).
+    ``logits (M, K)``, ``labels (M,)`` int64 train ids (255 = ignore); ``weight (K,)``: per-class
+    weights (PyTorch's convention: the mean is weighted, ``Σ w_y CE / Σ w_y``).
     """
     valid = labels != IGNORE_INDEX
     if not bool(valid.any()):
         return logits.sum() * 0.0
-    return F.cross_entropy(logits[valid], labels[valid])
+    return F.cross_entropy(logits[valid], labels[valid], weight=weight)
+
+
+CLASS_WEIGHTINGS: tuple[str, ...] = ("none", "enet_log", "inverse")
+
+
+def class_weights(frequencies: np.ndarray, kind: str) -> np.ndarray:
+    """Per-class CE weights ``(K,)`` float32 from class frequencies ``(K,)`` (shares summing to 1).
+
+    ``"none"``: all 1. ``"enet_log"``: ``1 / ln(1.02 + f_c)`` (ENet, Paszke et al. 2016; ERFNet,
+    PolarNet), between 1.4 (f = 1) and 50.5 (f = 0). ``"inverse"``: ``1 / (f_c + 0.001)``
+    (RangeNet++, SalsaNext), up to 1000. Weights are rescaled to mean 1 over the classes present
+    (``f_c > 0``) so the loss keeps its scale.
+    """
+    f = np.asarray(frequencies, dtype=np.float64)
+    if f.ndim != 1 or (f < 0).any() or not np.isfinite(f).all():
+        raise ValueError(f"class frequencies must be a non-negative (K,) vector, got {f}")
+    if kind == "none":
+        return np.ones_like(f, dtype=np.float32)
+    if kind == "enet_log":
+        w = 1.0 / np.log(1.02 + f)
+    elif kind == "inverse":
+        w = 1.0 / (f + 0.001)
+    else:
+        raise ValueError(f"class weighting must be one of {CLASS_WEIGHTINGS}, got {kind!r}")
+    present = f > 0
+    if present.any():
+        w = w / w[present].mean()
+    return w.astype(np.float32)
 
 
 def _descending_order(values: torch.Tensor) -> torch.Tensor:

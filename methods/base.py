@@ -19,10 +19,12 @@ import pkgutil
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 
 from kdseg.errors import ConfigError
+from kdseg.losses import CLASS_WEIGHTINGS, class_weights
 from kdseg.segmenter import Segmenter, build_segmenter
 
 
@@ -55,8 +57,19 @@ class Options:
         0, "unlabelled clouds per iteration; None = as many as labelled_per_batch"
     )
     lovasz_weight: float = option(0.0, "weight of the Lovász-softmax term of the supervised loss")
+    class_weighting: str = option(
+        "none",
+        "per-class weights of the supervised CE from the labelled points' class frequencies: "
+        "'none' [CODE LaserMix MinkUNet], 'enet_log' 1/ln(1.02 + f) [ENet, PolarNet], "
+        "'inverse' 1/(f + 0.001) [RangeNet++, SalsaNext]",
+    )
 
     def __post_init__(self) -> None:
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise ConfigError(
+                "class_weighting",
+                f"must be one of {CLASS_WEIGHTINGS}, got {self.class_weighting!r}",
+            )
         if self.labelled_per_batch < 1:
             raise ConfigError("labelled_per_batch", f"must be >= 1, got {self.labelled_per_batch}")
         if self.unlabelled_per_batch is not None and self.unlabelled_per_batch < 0:
@@ -102,6 +115,20 @@ class Method(nn.Module, abc.ABC):
         )
         self.teacher: nn.Module | None = None  # set by the Trainer when ema_momentum is not None
         self.total_iterations: int | None = None  # set by the run before training (schedules)
+        self.register_buffer("class_weight", torch.ones(num_classes), persistent=True)
+
+    def set_class_frequencies(self, frequencies: np.ndarray) -> None:
+        """Set the supervised CE's class weights from the labelled points' class shares
+        ``(K,)`` (``opts.class_weighting``; a no-op for ``"none"``)."""
+        weights = class_weights(frequencies, self.opts.class_weighting)
+        self.class_weight.copy_(torch.from_numpy(weights))
+
+    def supervised(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The supervised loss terms on ``logits (M, K)`` / ``labels (M,)`` (255 = ignore)."""
+        from kdseg.methods.sup_only import supervised_terms
+
+        weight = None if self.opts.class_weighting == "none" else self.class_weight
+        return supervised_terms(self.opts, logits, labels, weight)
 
     @property
     def ema_source(self) -> nn.Module | None:

@@ -30,7 +30,6 @@ from kdseg.losses import feature_distillation, one_way_info_nce, softmax_mse
 
 from .base import option, register_method
 from .mean_teacher import MeanTeacher, MeanTeacherOptions
-from .sup_only import supervised_terms
 
 FD_LOSSES = ("mse", "cosine")
 
@@ -272,7 +271,7 @@ class IGNet(MeanTeacher):
         out = self.student(points)
         n_lab = int(out.offsets[len(labelled)])
         labels = torch.cat([c.labels for c in labelled])
-        terms = supervised_terms(o, out.logits[:n_lab], labels)
+        terms = self.supervised(out.logits[:n_lab], labels)
         if o.consistency_weight > 0:
             if self.teacher is None:
                 raise RuntimeError("ignet needs the Trainer's EMA teacher (consistency_weight > 0)")

@@ -24,7 +24,6 @@ from kdseg.losses import confident_pseudo_labels, softmax_mse
 
 from .base import option, register_method
 from .mean_teacher import MeanTeacher, MeanTeacherOptions
-from .sup_only import supervised_terms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +100,7 @@ class LaserMix(MeanTeacher):
         out = self.student([c.points for c in clouds])
         s_logits = out.split(out.logits)
         labels = torch.cat([c.labels for c in batch.labelled])
-        terms = supervised_terms(o, torch.cat(s_logits[:n_lab]), labels)
+        terms = self.supervised(torch.cat(s_logits[:n_lab]), labels)
         n_plain = n_lab + len(batch.unlabelled)
         terms["consistency"] = self.consistency_weight(step) * softmax_mse(
             torch.cat(s_logits[:n_plain]), t_out.logits
@@ -109,7 +108,7 @@ class LaserMix(MeanTeacher):
         if mixes:
             mix_logits = torch.cat(s_logits[n_plain:])
             mix_labels = torch.cat([m.labels for m in mixes])
-            for key, value in supervised_terms(o, mix_logits, mix_labels).items():
+            for key, value in self.supervised(mix_logits, mix_labels).items():
                 terms[key.replace("sup_", "mix_", 1)] = o.mix_weight * value
         return terms
 

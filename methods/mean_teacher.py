@@ -19,7 +19,6 @@ from kdseg.lidar_data import LidarBatch
 from kdseg.losses import softmax_mse
 
 from .base import Method, Options, option, register_method
-from .sup_only import supervised_terms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +101,7 @@ class MeanTeacher(Method):
         out = self.student(points)
         n_lab = int(out.offsets[len(batch.labelled)])
         labels = torch.cat([c.labels for c in batch.labelled])
-        terms = supervised_terms(self.opts, out.logits[:n_lab], labels)
+        terms = self.supervised(out.logits[:n_lab], labels)
         with torch.no_grad():
             teacher_logits = self.teacher(points, layout=out.layout).logits
         terms["consistency"] = self.consistency_weight(step) * softmax_mse(

@@ -11,10 +11,14 @@ from .base import Method, Options, register_method
 
 
 def supervised_terms(
-    opts: Options, logits: torch.Tensor, labels: torch.Tensor
+    opts: Options,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    class_weight: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """CE (+ weighted Lovász-softmax) on the labelled rows of ``logits (M, K)``/``labels (M,)``."""
-    terms = {"sup_ce": cross_entropy(logits, labels)}
+    """CE (per-class weighted when ``class_weight (K,)`` is given) plus the weighted
+    Lovász-softmax on the labelled rows of ``logits (M, K)``/``labels (M,)``."""
+    terms = {"sup_ce": cross_entropy(logits, labels, class_weight)}
     if opts.lovasz_weight > 0:
         terms["sup_lovasz"] = opts.lovasz_weight * lovasz_softmax(logits, labels)
     return terms
@@ -26,6 +30,4 @@ class SupOnly(Method):
 
     def training_step(self, batch: LidarBatch, step: int) -> dict[str, torch.Tensor]:
         out = self.student([c.points for c in batch.labelled])
-        return supervised_terms(
-            self.opts, out.logits, torch.cat([c.labels for c in batch.labelled])
-        )
+        return self.supervised(out.logits, torch.cat([c.labels for c in batch.labelled]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from kdseg import IGNORE_INDEX
@@ -55,3 +56,29 @@ def test_lovasz_gradient_flows_and_empty_labels_give_zero() -> None:
     none = torch.full((50,), IGNORE_INDEX)
     assert float(lovasz_softmax(logits, none).detach()) == 0.0
     assert float(cross_entropy(logits, none).detach()) == 0.0
+
+
+def test_class_weights_by_hand():
+    import numpy as np
+
+    from kdseg.losses import class_weights
+
+    f = np.array([0.5, 0.3, 0.2, 0.0])
+    enet = 1.0 / np.log(1.02 + f[:3])
+    np.testing.assert_allclose(class_weights(f, "enet_log")[:3], enet / enet.mean(), rtol=1e-6)
+    inv = 1.0 / (f[:3] + 0.001)
+    np.testing.assert_allclose(class_weights(f, "inverse")[:3], inv / inv.mean(), rtol=1e-6)
+    assert class_weights(f, "enet_log")[3] == pytest.approx(1.0 / np.log(1.02) / enet.mean())
+    assert (class_weights(f, "none") == 1).all()
+    with pytest.raises(ValueError, match="class weighting"):
+        class_weights(f, "median")
+
+
+def test_weighted_cross_entropy_by_hand():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    labels = torch.tensor([0, 1, 255])
+    w = torch.tensor([1.0, 3.0])
+    ce0 = -torch.log_softmax(logits[0], 0)[0]
+    ce1 = -torch.log_softmax(logits[1], 0)[1]
+    expected = (1.0 * ce0 + 3.0 * ce1) / 4.0
+    assert float(cross_entropy(logits, labels, w)) == pytest.approx(float(expected))
