@@ -10,6 +10,7 @@ network's ``state_dict``, loadable with ``torch.load(weights_only=True)``) and t
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -33,7 +34,7 @@ from kdseg.seeding import seed_everything
 from kdseg.segmenter import PointSegmenter
 from kdseg.sparse import resolve_backend
 from kdseg.tracking import JsonlTracker, MultiTracker, Tracker
-from kdseg.trainer import Trainer, TrainerConfig
+from kdseg.trainer import OPERATIONAL_KEYS, Trainer, TrainerConfig
 
 
 def evaluation_frames(root: str | Path, max_frames: int | None) -> list[tuple[str, int]]:
@@ -132,25 +133,62 @@ def inference_parity(
     }
 
 
-def guard_resume(out: Path, checkpoint: Path, resolved: dict[str, Any]) -> None:
-    """Refuse to resume a checkpoint made under another run configuration.
+def guard_resume(out: Path, checkpoint: Path, resolved: dict[str, Any]) -> bool:
+    """Decide whether the run in ``out`` resumes; make ``out`` belong to this configuration.
 
-    The first start writes ``out/run_config.json``; a later start that finds a checkpoint
-    compares its configuration with it and raises :class:`ConfigError` naming what differs
-    (the Trainer itself only checks its own settings).
+    A run folder belongs to one configuration: the one last started in it, recorded in
+    ``out/run_config.json``. A checkpoint on disk is that of an interrupted run (a finished run
+    removes its own, :meth:`Trainer.fit`); it is resumed when it was written under the same
+    configuration (up to the trainer keys that do not change the numbers, such as
+    ``log_every``). A checkpoint of another configuration is discarded, with a note on stderr
+    naming what differs, and the run trains from scratch; so does a run without checkpoint, and
+    the training log of the earlier attempt is cleared. The previous results (``metrics.json``,
+    ``model.pt``) stay until the new ones replace them (atomically, at the end).
+
+    Returns:
+        True when the checkpoint is to be resumed.
     """
     path = out / "run_config.json"
     current = json.loads(json.dumps(resolved, default=str))
-    if checkpoint.is_file() and path.is_file():
-        saved = json.loads(path.read_text())
-        diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    resume = checkpoint.is_file()
+    if resume and path.is_file():
+        diff = _differences(_read_json(path), current)
         if diff:
-            raise ConfigError(
-                "run",
-                f"{out} holds a checkpoint of another configuration (differs in {diff}); "
-                "use another output folder or delete it",
+            print(
+                f"{checkpoint}: discarding the checkpoint of another configuration (differs in "
+                f"{diff}); training from scratch",
+                file=sys.stderr,
             )
+            checkpoint.unlink()
+            resume = False
+    log = out / "train_log.jsonl"
+    if not resume and log.exists():
+        log.unlink()
     write_json(path, current)
+    return resume
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``, or ``{}`` when it is unreadable (it then differs)."""
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Top-level keys whose values differ, ignoring the operational trainer keys."""
+
+    def numbers_only(config: dict[str, Any]) -> dict[str, Any]:
+        trainer = config.get("trainer")
+        if isinstance(trainer, dict):
+            trainer = {k: v for k, v in trainer.items() if k not in OPERATIONAL_KEYS}
+            return {**config, "trainer": trainer}
+        return config
+
+    a, b = numbers_only(saved), numbers_only(current)
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
 def train_run(
@@ -258,8 +296,8 @@ def train_run(
         **({"guidance": guidance_info} if guidance_info else {}),
     }
     trainer = Trainer(model, batches, tcfg, out, tracker=trk, evaluate=evaluate)
-    guard_resume(out, trainer.checkpoint_path, resolved)
-    metrics = trainer.fit(resume=True)
+    resume = guard_resume(out, trainer.checkpoint_path, resolved)
+    metrics = trainer.fit(resume=resume)
     net = model.inference_network().eval()
     timed = val[: run_scale.latency_frames]
     parity = None

@@ -30,6 +30,7 @@ from kdseg.checkpoint import (
 )
 from kdseg.ema import EmaTeacher, attach_teacher
 from kdseg.errors import ConfigError, KdsegError
+from kdseg.interrupts import deferred_signals
 from kdseg.optim import build_optimizer, build_scheduler, check_optim_config
 from kdseg.seeding import capture_rng_state, restore_rng_state, seed_everything
 from kdseg.tracking import NullTracker, Tracker, flatten_params
@@ -233,6 +234,8 @@ class Trainer:
             self._restore(load_checkpoint(self.checkpoint_path))  # CPU; load_state_dict moves
 
     def _restore(self, state: dict[str, Any]) -> None:
+        if int(state["format"]) < 2 and int(state["step"]) >= self.cfg.iterations:
+            return  # the final checkpoint of a finished run (format 1 kept it): not a resume point
         check_resumable(state["config"], self.cfg.to_dict(), self.checkpoint_path, OPERATIONAL_KEYS)
         self.method.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -275,19 +278,26 @@ class Trainer:
             )
             return
         try:
-            mid_step = self._boundary.step == self.step  # else the step had completed
-            self.save(self._boundary.rollback(self.method) if mid_step else None)
+            with deferred_signals():  # a second signal waits until the checkpoint is on disk
+                mid_step = self._boundary.step == self.step  # else the step had completed
+                self.save(self._boundary.rollback(self.method) if mid_step else None)
         except Exception as save_exc:  # keep the original exception visible
-            warnings.warn(f"could not save checkpoint: {save_exc}", RuntimeWarning, stacklevel=3)
+            if str(save_exc) != str(exc):  # (not when saving was what failed)
+                exc.add_note(f"no checkpoint saved ({save_exc})")
+            return
+        exc.add_note(f"checkpoint of step {self.step} saved to {self.checkpoint_path}")
 
     # -------------------------------------------------------------------------- loop
     def fit(self, resume: bool = True) -> dict[str, float]:
         """Train to ``cfg.iterations`` and return ``evaluate``'s metrics plus ``wall_time_s``
         (seconds, summed over the sessions of a resumed run, evaluation included).
 
-        With ``resume=True`` a checkpoint in ``out_dir`` is continued (bit-exact on the CPU);
-        ``resume=False`` starts from the method's current weights and overwrites it. On any
-        exception (``KeyboardInterrupt`` included) the last completed step is saved first.
+        With ``resume=True`` the checkpoint of an interrupted run in ``out_dir`` is continued
+        (bit-exact on the CPU); ``resume=False`` starts from the method's current weights and
+        overwrites it. On any exception (``KeyboardInterrupt`` and the ``Terminated`` of SIGTERM
+        included) the last completed step is saved first. The checkpoint written when the loop
+        ends stays a resume point until the evaluation has succeeded; then it is removed: a
+        finished run is not a resume point (a later ``fit`` trains from scratch).
         """
         self._start = time.perf_counter()
         self._setup(resume)
@@ -295,14 +305,15 @@ class Trainer:
         ran = self.step < self.cfg.iterations
         try:
             self._loop()
+            if ran:
+                self.save()
         except BaseException as exc:
             self._save_after_interrupt(exc)
             raise
-        if ran:
-            self.save()
         metrics = self._evaluate()
         metrics["wall_time_s"] = self.elapsed_s()
         self.tracker.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, step=self.step)
+        self.checkpoint_path.unlink(missing_ok=True)
         return metrics
 
     def _loop(self) -> None:
@@ -323,16 +334,18 @@ class Trainer:
                 logged = {f"loss/{k}": v for k, v in values.items()}
                 logged["loss/total"] = math.fsum(values.values())
                 logged["lr"] = float(self.optimizer.param_groups[0]["lr"])
-                self._dirty = True
-                if cfg.grad_clip is not None:
-                    params = [p for g in self.optimizer.param_groups for p in g["params"]]
-                    logged["grad_norm"] = float(nn.utils.clip_grad_norm_(params, cfg.grad_clip))
-                self.optimizer.step()
-                self.scheduler.step()
-                if self.ema is not None:
-                    logged["ema_momentum"] = self.ema.update(method.ema_source)
-                self.step = step + 1
-                self._dirty = False
+                with deferred_signals():  # SIGINT/SIGTERM wait until the update is complete
+                    self._dirty = True
+                    if cfg.grad_clip is not None:
+                        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+                        norm = nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                        logged["grad_norm"] = float(norm)
+                    self.optimizer.step()
+                    self.scheduler.step()
+                    if self.ema is not None:
+                        logged["ema_momentum"] = self.ema.update(method.ema_source)
+                    self.step = step + 1
+                    self._dirty = False
 
                 for k, v in logged.items():
                     sums[k] = sums.get(k, 0.0) + v

@@ -92,12 +92,16 @@ def test_interrupted_run_resumes_to_identical_metrics(smoke_data, tmp_path, monk
     assert resumed["confusion_matrix"] == whole["confusion_matrix"]
 
 
-def test_resume_refuses_another_configuration(smoke_data, tmp_path, monkeypatch):
+def test_checkpoint_of_another_configuration_is_discarded(
+    smoke_data, tmp_path, monkeypatch, capsys
+):
+    """The run folder belongs to the configuration last started in it: an interrupted run's
+    checkpoint made under other options is dropped (with a note) and the new run trains fully."""
     from kdseg.budgets import make_split
     from kdseg.datasets.splits import split_frames
-    from kdseg.errors import ConfigError
     from kdseg.lidar_data import LidarBatches
     from kdseg.run import train_run
+    from kdseg.tracking import read_jsonl
 
     split = make_split("street", split_frames(smoke_data, "train"), "scans-50", seed=0)
     original = LidarBatches.__call__
@@ -107,16 +111,36 @@ def test_resume_refuses_another_configuration(smoke_data, tmp_path, monkeypatch)
             raise KeyboardInterrupt
         return original(self, step)
 
+    out = tmp_path / "r"
     monkeypatch.setattr(LidarBatches, "__call__", stop_at_1)
     with pytest.raises(KeyboardInterrupt):
-        train_run(smoke_data, split, "mean_teacher", tmp_path / "r", scale="smoke")
+        train_run(smoke_data, split, "mean_teacher", out, scale="smoke")
+    assert (out / "checkpoint_last.pt").is_file()
     monkeypatch.setattr(LidarBatches, "__call__", original)
-    with pytest.raises(ConfigError, match=r"differs in \['options'\]"):
-        train_run(
-            smoke_data,
-            split,
-            "mean_teacher",
-            tmp_path / "r",
-            scale="smoke",
-            options={"consistency_weight": 5.0},
-        )
+    capsys.readouterr()
+    options = {"consistency_weight": 5.0}
+    result = train_run(smoke_data, split, "mean_teacher", out, scale="smoke", options=options)
+    assert "discarding the checkpoint of another configuration (differs in ['options'])" in (
+        capsys.readouterr().err
+    )
+    assert result["config"]["options"]["consistency_weight"] == 5.0
+    steps = [
+        r["step"]
+        for r in read_jsonl(out / "train_log.jsonl")
+        if "loss/total" in r.get("metrics", {})
+    ]
+    assert steps == [1, 2, 3]  # trained from step 0; the earlier attempt's log is gone
+    assert json.loads((out / "run_config.json").read_text())["options"]["consistency_weight"] == 5.0
+    assert not (out / "checkpoint_last.pt").exists()
+
+
+def test_rerun_of_a_finished_run_trains_from_scratch(smoke_data, tmp_path):
+    from kdseg.tracking import read_jsonl
+
+    first = _train(smoke_data, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoint_last.pt").exists()  # not a resume point
+    second = _train(smoke_data, tmp_path / "run")
+    log = read_jsonl(tmp_path / "run" / "train_log.jsonl")
+    steps = [r["step"] for r in log if "loss/total" in r.get("metrics", {})]
+    assert steps == [1, 2, 3]  # this run's three steps, once
+    assert second["confusion_matrix"] == first["confusion_matrix"]  # the same training again

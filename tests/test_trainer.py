@@ -182,11 +182,84 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path, where: st
 
 
 def test_resume_refuses_a_different_config(tmp_path: Path) -> None:
-    run(tmp_path, BASE)
+    with pytest.raises(NonFiniteLossError):  # an interrupted run: its checkpoint is kept
+        run(tmp_path, BASE, method=ToyMethod(nan_at=3))
     with pytest.raises(ConfigError, match=r"'lr'.*0\.05"):
         run(tmp_path, replace(BASE, lr=0.1))
     _, metrics = run(tmp_path, replace(BASE, log_every=7))  # operational keys may change
     assert "miou" in metrics
+
+
+def test_a_finished_run_is_not_a_resume_point(tmp_path: Path) -> None:
+    """A finished run removes its checkpoint, so fitting again trains from scratch; so does a
+    final checkpoint that an older kdseg (format 1) left behind."""
+    first, m1 = run(tmp_path, BASE)
+    assert not checkpoint_path(tmp_path).exists()
+    second, m2 = run(tmp_path, BASE)
+    assert_same_state(first, second)  # trained again, from the same start
+    assert m1["miou"] == m2["miou"]
+    steps = [
+        r["step"]
+        for r in read_jsonl(tmp_path / "log.jsonl")
+        if r["event"] == "metrics" and "loss/total" in r["metrics"]
+    ]
+    assert steps == list(range(1, 21)) * 2
+
+    second.save()  # as format 1 left it: the final step, kept after the run finished
+    state = load_checkpoint(checkpoint_path(tmp_path))
+    state.update(format=1, elapsed_s=1000.0)
+    torch.save(state, checkpoint_path(tmp_path))
+    third, m3 = run(tmp_path, BASE, method=ToyMethod(init_seed=5))
+    assert m3["wall_time_s"] < 1000.0  # one training, not the old one's time plus this one's
+    assert not torch.equal(third.method.net[0].weight, second.method.net[0].weight)
+
+
+def test_interrupted_evaluation_resumes_into_evaluation(tmp_path: Path) -> None:
+    calls = {"n": 0}
+
+    def flaky_evaluate(net: nn.Module) -> dict[str, float]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        return evaluate(net)
+
+    trainer = Trainer(ToyMethod(), make_batch, BASE, tmp_path, None, flaky_evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert load_checkpoint(checkpoint_path(tmp_path))["step"] == BASE.iterations
+    resumed = Trainer(ToyMethod(init_seed=3), make_batch, BASE, tmp_path, None, flaky_evaluate)
+    resumed.fit()
+    assert_same_state(trainer, resumed)  # no training step ran again
+    assert not checkpoint_path(tmp_path).exists()
+
+
+def test_a_signal_waits_for_the_update_to_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under the command line's handlers, SIGTERM arriving inside the update is held until the
+    step is complete, then checkpointed like SIGINT (and noted on the exception)."""
+    import os
+    import signal
+
+    from kdseg.interrupts import Terminated, handle_signals
+
+    cfg = replace(BASE, optimizer="sgd")
+    trainer = Trainer(ToyMethod(), make_batch, cfg, tmp_path, None, evaluate)
+    original, seen = torch.optim.SGD.step, {}
+
+    def step_then_signal(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        if trainer.step == 6 and not seen:
+            seen["dirty"] = trainer._dirty
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives between optimizer and scheduler
+        return result
+
+    monkeypatch.setattr(torch.optim.SGD, "step", step_then_signal)
+    with handle_signals(), pytest.raises(Terminated) as err:
+        trainer.fit()
+    assert seen == {"dirty": True}
+    assert load_checkpoint(checkpoint_path(tmp_path))["step"] == 7  # the update completed
+    assert any("checkpoint of step 7" in note for note in err.value.__notes__)
 
 
 def test_wall_time_sums_the_sessions_of_a_resumed_run(tmp_path: Path) -> None:
