@@ -1,5 +1,9 @@
 # One job per dataset x method variant x budget x seed; every run is logged to MLflow.
 # Variants whose method requires 2D features (IGNet) also wait for the dataset's feature cache.
+# The run folder belongs to the job: its outputs are update()-flagged, so a rerun keeps the
+# previous metrics.json and model.pt until `kdseg train` replaces them atomically at the end
+# (Snakemake restores them if the job fails); a checkpoint of another configuration is
+# discarded and a finished run's checkpoint is gone, so every rerun trains to completion.
 
 
 rule mlflow_init:
@@ -26,8 +30,12 @@ rule train:
         ready=f"{RESULTS}/data/{{dataset}}.json",
         mlflow=f"{RESULTS}/mlflow_experiments.json",
     output:
-        metrics=f"{RESULTS}/runs/{{dataset}}/{{variant}}/{{budget}}/seed{{seed}}/metrics.json",
-        model=f"{RESULTS}/runs/{{dataset}}/{{variant}}/{{budget}}/seed{{seed}}/model.pt",
+        metrics=update(
+            f"{RESULTS}/runs/{{dataset}}/{{variant}}/{{budget}}/seed{{seed}}/metrics.json"
+        ),
+        model=update(
+            f"{RESULTS}/runs/{{dataset}}/{{variant}}/{{budget}}/seed{{seed}}/model.pt"
+        ),
     log:
         f"{LOGS}/train/{{dataset}}/{{variant}}/{{budget}}/seed{{seed}}.log",
     conda:
@@ -51,7 +59,8 @@ rule train:
         uri=MLFLOW_URI,
         features=features_arg,
     shell:
-        "{params.kdseg} train --data {params.root:q} --split {input.split} --method {params.method} "
+        "{params.kdseg} train --data {params.root:q} --dataset {wildcards.dataset} "
+        "--split {input.split} --method {params.method} "
         "--variant {wildcards.variant} --options-json {params.options:q} "
         "--seed {wildcards.seed} --scale {params.scale} --threads {threads} {params.features} "
         "--out $(dirname {output.metrics}) --mlflow-uri {params.uri:q} "
