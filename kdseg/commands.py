@@ -2,27 +2,97 @@
 
 Each command is a thin wrapper over library functions, so the Snakemake rules and the tests
 call the same code. Heavy imports happen inside the commands to keep ``kdseg --help`` fast.
+Bad input raises ``ConfigError``/``DataFormatError``; :func:`kdseg.cli.main` prints them.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from kdseg.errors import ConfigError
 
 
-def parse_key_values(items: Sequence[str] | None, flag: str) -> dict[str, object]:
-    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (values parsed as YAML scalars)."""
+def parse_value(text: str) -> object:
+    """A ``KEY=VALUE`` value: an int, a float in Python's syntax (``1e-3``, ``.5``), ``None``,
+    else YAML (``true``, ``null``, ``[0.9, 1.1]``), else the text itself."""
     import yaml
 
-    out: dict[str, object] = {}
+    for number in (int, float):
+        try:
+            return number(text)
+        except ValueError:
+            pass
+    if text.strip() == "None":  # Python's spelling; YAML's is null (and "none" is a string)
+        return None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_key_values(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (values: :func:`parse_value`)."""
+    out: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"{flag} expects KEY=VALUE, got {item!r}")
-        out[key] = yaml.safe_load(value)
+        if not sep or not key.strip():
+            raise ConfigError(flag, f"expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = parse_value(value)
     return out
+
+
+def parse_json_object(text: str | None, flag: str) -> dict[str, Any]:
+    """The JSON object of an option like ``--options-json`` (``{}`` when not given)."""
+    if text is None:
+        return {}
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        problem = f"not valid JSON ({exc.msg} at character {exc.pos}): {text!r}"
+        raise ConfigError(flag, problem) from None
+    if not isinstance(obj, dict):
+        raise ConfigError(flag, f"must be a JSON object, got {type(obj).__name__} {obj!r}")
+    return obj
+
+
+def augment_overrides(items: Sequence[str] | None) -> dict[str, Any]:
+    """``--augment KEY=VALUE`` items checked against ``AugmentConfig``'s fields and types."""
+    from kdseg.lidar_data import AugmentConfig
+
+    fields = {f.name: f for f in dataclasses.fields(AugmentConfig)}
+    values = parse_key_values(items, "--augment")
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"augment.{key}", f"unknown augmentation; known: {sorted(fields)}")
+        values[key] = _like(f"augment.{key}", value, fields[key].default)
+    return values
+
+
+def _like(key: str, value: Any, default: Any) -> Any:
+    """``value`` converted to the type of ``default`` (int -> float, list -> tuple), or
+    ``ConfigError`` naming ``key``."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok, value = number, float(value) if number else value
+    elif isinstance(default, tuple):
+        items = value if isinstance(value, list | tuple) else None
+        ok = items is not None and len(items) == len(default)
+        ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in items)
+        value = tuple(float(v) for v in items) if ok else value
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise ConfigError(key, f"expected a value like {default!r}, got {value!r}")
+    return value
 
 
 def generate(args: argparse.Namespace) -> int:
@@ -35,55 +105,60 @@ def generate(args: argparse.Namespace) -> int:
 
 
 def check_data(args: argparse.Namespace) -> int:
-    """Check a SemanticKITTI-layout root (splits, one frame per sequence) and record it."""
-    from kdseg.datasets.semantickitti import SemanticKITTI
-    from kdseg.datasets.splits import sequence_split
+    """Check a SemanticKITTI-layout root (every scan and label file, a validation sequence,
+    one whole frame per sequence) and record it (:func:`kdseg.datasets.splits.check_dataset`)."""
+    from kdseg.datasets.splits import check_dataset
     from kdseg.io import write_json
 
-    ds = SemanticKITTI(args.data)
-    parts = sequence_split(args.data)
-    frames = {}
-    for seqs in parts.values():
-        for seq in seqs:
-            ids = ds.frame_ids(seq)
-            if not ids:
-                raise SystemExit(f"{ds.seq_dir(seq)}: no scans in velodyne/")
-            ds.frame(seq, ids[0])  # reads scan, labels, calib and poses: fails loudly if broken
-            frames[seq] = len(ids)
-    info = {"root": str(Path(args.data).resolve()), "split": parts, "frames": frames}
+    info = check_dataset(args.data)
     write_json(args.out, info)
     print(json.dumps(info))
     return 0
 
 
 def split(args: argparse.Namespace) -> int:
-    from kdseg.budgets import make_split, write_split
-    from kdseg.datasets.splits import split_frames
+    from kdseg.budgets import STANDARD_BUDGETS, write_split
+    from kdseg.datasets.splits import draw_split
 
-    result = make_split(args.dataset, split_frames(args.data, "train"), args.budget, args.seed)
+    result = draw_split(args.data, args.dataset, args.budget, args.seed)
     write_split(args.out, result)
+    if result.custom_budget:
+        print(
+            f"note: {result.budget} is not one of the documented budgets {list(STANDARD_BUDGETS)}"
+            "; drawn and recorded as custom_budget: true",
+            file=sys.stderr,
+        )
     print(f"{args.out}: {len(result.labelled)} labelled / {len(result.unlabelled)} unlabelled")
     return 0
 
 
 def train(args: argparse.Namespace) -> int:
+    """Check the options, the data and the split, then train one run (:func:`train_run`)."""
     import torch
 
-    from kdseg.budgets import make_split, read_split
-    from kdseg.datasets.splits import split_frames
+    from kdseg.budgets import read_split
+    from kdseg.datasets.splits import check_split, draw_split, validation_frames
+    from kdseg.methods.base import method_class
     from kdseg.run import train_run
+    from kdseg.scales import get_scale
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    get_scale(args.scale)
+    method_class(args.method)
+    options = parse_json_object(args.options_json, "--options-json")
+    options.update(parse_key_values(args.option, "--option"))
+    trainer = parse_key_values(args.trainer, "--trainer")
+    augment = augment_overrides(args.augment)
+    validation_frames(args.data)  # a run must be scorable: refuse before training
     if args.split:
         budget_split = read_split(args.split)
+        check_split(budget_split, args.split, args.data, dataset=args.dataset)
     elif args.budget:
         name = args.dataset or Path(args.data).name
-        budget_split = make_split(name, split_frames(args.data, "train"), args.budget, args.seed)
+        budget_split = draw_split(args.data, name, args.budget, args.seed)
     else:
-        raise SystemExit("kdseg train: give --split FILE or --budget B")
-    options = json.loads(args.options_json) if args.options_json else {}
-    options.update(parse_key_values(args.option, "--option"))
+        raise ConfigError("--split", "give --split FILE (from `kdseg split`) or --budget B")
     run = {
         "data_root": args.data,
         "split": budget_split,
@@ -93,8 +168,8 @@ def train(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "options": options,
         "variant": args.variant,
-        "trainer_overrides": parse_key_values(args.trainer, "--trainer"),
-        "augment_overrides": parse_key_values(args.augment, "--augment"),
+        "trainer_overrides": trainer,
+        "augment_overrides": augment,
         "features_dir": args.features,
     }
     if args.mlflow_experiment:
@@ -125,11 +200,11 @@ def teacher(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides = json.loads(args.options_json) if args.options_json else {}
+    overrides = parse_json_object(args.options_json, "--options-json")
     overrides.update(parse_key_values(args.option, "--option"))
     if args.checkpoint:
         if overrides:
-            raise SystemExit("kdseg teacher: --option/--options-json do not apply to --checkpoint")
+            raise ConfigError("--checkpoint", "--option/--options-json do not apply to it")
         metrics = adopt_teacher(args.data, args.checkpoint, args.out)
         miou = metrics["miou"]
         shown = "not scored (no labels_2)" if miou is None else f"mIoU {100 * miou:.2f}"
@@ -169,6 +244,29 @@ def ignet_figure(args: argparse.Namespace) -> int:
         args.data, args.teacher, args.sup_only, args.ignet, args.val_frame, args.png, args.pdf
     )
     print(f"frame {seq}/{idx:06d} -> {args.png}, {args.pdf}")
+    return 0
+
+
+def methods(args: argparse.Namespace) -> int:
+    """Print the registered methods with their options, defaults and help."""
+    from kdseg.methods.base import list_methods, method_class, options_help
+
+    for k, name in enumerate(args.names or list_methods()):
+        cls = method_class(name)
+        doc = (cls.__doc__ or "").strip().splitlines()
+        print(("\n" if k else "") + f"{name}: {doc[0] if doc else ''}")
+        if cls.requires:
+            print(f"  requires: {', '.join(sorted(cls.requires))}")
+        helps = options_help(name)
+        rows = []
+        for f in dataclasses.fields(cls.Options):
+            missing = f.default is dataclasses.MISSING
+            default = f.default_factory() if missing else f.default  # type: ignore[misc]
+            rows.append((f"{f.name}={default!r}", helps.get(f.name, "")))
+        width = max((len(a) for a, _ in rows), default=0)
+        for left, text in rows:
+            head = f"  {left:<{width}}  "
+            print(textwrap.fill(text, 100, initial_indent=head, subsequent_indent=" " * len(head)))
     return 0
 
 
@@ -223,11 +321,13 @@ def stats(args: argparse.Namespace) -> int:
     for item in args.data:
         name, _, path = item.partition("=")
         if not path:
-            raise SystemExit(f"--data expects NAME=PATH, got {item!r}")
+            raise ConfigError("--data", f"expects NAME=PATH, got {item!r}")
         columns[name] = dataset_stats(path, image_size=args.image_size)
     refs = {}
     for item in args.reference_yaml or []:
         name, _, path = item.partition("=")
+        if not path:
+            raise ConfigError("--reference-yaml", f"expects NAME=PATH, got {item!r}")
         refs[name] = yaml_class_shares(path)
     table = realism_table(columns, refs)
     print(table)
