@@ -6,6 +6,7 @@ config), so nothing is written into the checkout. About two minutes on a 2-core 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -118,3 +119,75 @@ def test_html_report(built):
     _snakemake(built, "--report", "reports/report.html", "reports/table1.pdf")
     html = (built / "reports" / "report.html").read_text(errors="replace")
     assert "table1.pdf" in html and "table1_budget_curve.png" in html
+
+
+def _digests(root: Path, skip: tuple[str, ...]) -> dict[str, str]:
+    import hashlib
+
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not str(p.relative_to(root)).startswith(skip)
+    }
+
+
+def _current_run(built: Path, job_key: str):
+    from kdseg.mlflow_store import current_runs
+
+    uri = f"sqlite:///{built / 'results' / 'mlflow.db'}"
+    (run,) = [
+        r
+        for r in current_runs(uri, "kdseg/smoke/table1")
+        if r.data.tags["kdseg.job_key"] == job_key
+    ]
+    return run, uri
+
+
+def _loss_steps(run_dir: Path) -> list[int]:
+    from kdseg.tracking import read_jsonl
+
+    log = read_jsonl(run_dir / "train_log.jsonl")
+    return [r["step"] for r in log if "loss/total" in r.get("metrics", {})]
+
+
+def test_changed_variant_reruns_for_real_and_nothing_else_changes(built):
+    """Change one variant's option and rerun (not a dry run): each of its runs trains to the
+    end under the new options; every other file of the data and the other runs is unchanged."""
+    skip = ("results/smoke/runs/street/lasermix/", "results/mlflow", "results/mlartifacts")
+    skip += ("reports/", "logs/", ".snakemake/", "changed.yaml")
+    before = _digests(built, skip)
+    cfg = _config(built)
+    cfg["variants"]["lasermix"]["options"] = {"mix_weight": 2.0}
+    changed = built / "changed.yaml"
+    changed.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    out = _snakemake(built, "reports/table1.pdf", "--configfile", str(changed))
+    assert re.search(r"^train\s+6$", out, flags=re.M), out[-3000:]
+    assert _digests(built, skip) == before
+    runs = sorted((built / "results/smoke/runs/street/lasermix").glob("*/seed0"))
+    assert len(runs) == 6
+    for run_dir in runs:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert metrics["config"]["options"]["mix_weight"] == 2.0, run_dir
+        assert _loss_steps(run_dir) == [1, 2, 3], run_dir  # trained anew, log of this run only
+        assert not (run_dir / "checkpoint_last.pt").exists()
+        run, _ = _current_run(built, f"street/lasermix/{run_dir.parent.name}/seed0")
+        assert run.info.status == "FINISHED"
+    out = _snakemake(built, "reports/table1.pdf", "-n", "--configfile", str(changed))
+    assert "Nothing to be done" in out, out[-2000:]
+
+
+def test_forcerun_retrains_and_logs_a_loss_curve(built):
+    """`--forcerun` of a finished run trains again from scratch (no resume of the final
+    checkpoint): a new current MLflow run with the whole loss curve, one training's log."""
+    from mlflow import MlflowClient
+
+    run_dir = built / "results/smoke/runs/street/sup_only/full/seed0"
+    key = "street/sup_only/full/seed0"
+    old, uri = _current_run(built, key)
+    _snakemake(built, str(run_dir.relative_to(built) / "metrics.json"), "--forcerun", "train")
+    new, _ = _current_run(built, key)
+    assert new.info.run_id != old.info.run_id and new.info.status == "FINISHED"
+    history = MlflowClient(uri).get_metric_history(new.info.run_id, "loss/total")
+    assert sorted(m.step for m in history) == [1, 2, 3]
+    assert _loss_steps(run_dir) == [1, 2, 3]
+    assert not (run_dir / "checkpoint_last.pt").exists()
