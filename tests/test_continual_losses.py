@@ -275,8 +275,12 @@ def literal_local_pod(x: torch.Tensor, scales=(1, 2, 4)) -> list[list[float]]:
     return out
 
 
-def test_local_pod_embedding_matches_loop_on_non_square_maps(cl):
-    x = torch.randn(2, 3, 8, 6, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+@pytest.mark.parametrize("shape", [(8, 8), (8, 6), (9, 9), (7, 8)])
+def test_local_pod_embedding_matches_loop(cl, shape):
+    """Square, taller (windows from the width), odd (remainder dropped) and wider maps (the last
+    row of windows cut by the bottom edge, as the official slicing does)."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 3, *shape, generator=g, dtype=torch.float64)
     got = cl.local_pod_embedding(x)
     expected = torch.tensor(literal_local_pod(x), dtype=torch.float64)
     assert got.shape == expected.shape

@@ -44,13 +44,19 @@ def local_pod_embedding(x: torch.Tensor, scales: Sequence[int] = POD_SCALES) -> 
     """
     if x.dim() != 4:
         raise ConfigError("pod", f"feature maps must be (B, C, H, W), got {tuple(x.shape)}")
-    b, _, h, w = x.shape
+    b, c, h, w = x.shape
     parts = []
     for s in scales:
         k = w // s
         if s < 1 or k < 1 or (s - 1) * k >= h:
             raise ConfigError("pod", f"a {h}x{w} map is too small for POD scale {s}")
-        for i in range(s):
+        if s * k <= h:  # every window is k x k: one reshape instead of s^2 slices
+            t = x[..., : s * k, : s * k].reshape(b, c, s, k, s, k)
+            width_pooled = t.mean(dim=5).permute(0, 2, 4, 1, 3)  # (B, i, j, C, rows)
+            height_pooled = t.mean(dim=3).permute(0, 2, 3, 1, 4)  # (B, i, j, C, cols)
+            parts.append(torch.stack([width_pooled, height_pooled], dim=3).reshape(b, -1))
+            continue
+        for i in range(s):  # the last row of windows is cut by the bottom of the map
             for j in range(s):
                 window = x[..., i * k : (i + 1) * k, j * k : (j + 1) * k]
                 parts.append(window.mean(dim=3).reshape(b, -1))
