@@ -27,11 +27,17 @@ from kdseg.errors import ConfigError
 from kdseg.evaluator import ConfusionMatrix
 from kdseg.guidance import FEATURES_2D, GuidanceStore
 from kdseg.io import atomic_open, write_json
-from kdseg.lidar_data import AugmentConfig, FrameStore, LidarBatches
+from kdseg.lidar_data import (
+    MIX_PARTNERS,
+    AugmentConfig,
+    FrameStore,
+    LidarBatches,
+    class_frequencies,
+)
 from kdseg.methods.base import build_method, method_class
 from kdseg.scales import get_scale
 from kdseg.seeding import seed_everything
-from kdseg.segmenter import PointSegmenter
+from kdseg.segmenter import Segmenter, build_segmenter
 from kdseg.sparse import resolve_backend
 from kdseg.tracking import JsonlTracker, MultiTracker, Tracker
 from kdseg.trainer import OPERATIONAL_KEYS, Trainer, TrainerConfig
@@ -47,7 +53,7 @@ def evaluation_frames(root: str | Path, max_frames: int | None) -> list[tuple[st
 
 
 def evaluate_network(
-    net: PointSegmenter, store: FrameStore, frames: list[tuple[str, int]]
+    net: Segmenter, store: FrameStore, frames: list[tuple[str, int]]
 ) -> ConfusionMatrix:
     """Confusion matrix of ``net`` over ``frames`` (dense ground truth, no augmentation)."""
     cm = ConfusionMatrix(NUM_CLASSES)
@@ -59,26 +65,7 @@ def evaluate_network(
     return cm
 
 
-def inference_latency_ms(
-    net: PointSegmenter, store: FrameStore, frames: list[tuple[str, int]], repeats: int = 1
-) -> float:
-    """Median wall time (ms) of one ``net.predict`` on a validation frame, after a warm-up."""
-    device = next(net.parameters()).device
-    clouds = [torch.from_numpy(store.get(f, "eval")[0]).to(device) for f in frames]
-    net.predict(clouds[0])
-    times = []
-    for cloud in clouds * repeats:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        net.predict(cloud)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(1000.0 * (time.perf_counter() - t0))
-    return float(np.median(times))
-
-
-def _timed_predict(net: PointSegmenter, cloud: torch.Tensor) -> float:
+def _timed_predict(net: Segmenter, cloud: torch.Tensor) -> float:
     """Wall time (ms) of one ``net.predict(cloud)`` (CUDA synchronised)."""
     cuda = cloud.device.type == "cuda"
     if cuda:
@@ -91,24 +78,19 @@ def _timed_predict(net: PointSegmenter, cloud: torch.Tensor) -> float:
 
 
 def inference_parity(
-    net: PointSegmenter, store: FrameStore, frames: list[tuple[str, int]], repeats: int = 3
+    net: Segmenter, store: FrameStore, frames: list[tuple[str, int]], repeats: int = 3
 ) -> dict[str, float]:
     """Parameters and latency of ``net`` against a Sup-only network of the same backbone.
 
-    The reference is a fresh :class:`PointSegmenter` with ``net``'s backbone, classes, voxel size
-    and coordinate scale (weights do not change the cost of a sparse network). Both predict the
+    The reference is a fresh segmenter of ``net``'s architecture (:meth:`Segmenter.spec`:
+    backbone, classes, voxel size or range image, coordinate scale; weights do not change the
+    cost of the network). Both predict the
     same ``frames`` ``repeats`` times, interleaved in this process (which of the two goes first
     alternates from one timed frame to the next), after one warm-up each; latencies are
     medians, in ms.
     """
     device = next(net.parameters()).device
-    ref = PointSegmenter(
-        net.backbone_name,
-        net.num_classes,
-        voxel_size=net.voxel_size,
-        in_channels=net.in_channels,
-        coord_scale=net.coord_scale,
-    ).to(device)
+    ref = build_segmenter(**net.spec()).to(device)
     ref.eval()
     clouds = [torch.from_numpy(store.get(f, "eval")[0]).to(device) for f in frames]
     net.predict(clouds[0])
@@ -248,6 +230,7 @@ def train_run(
             "seed": seed,
             "ema_momentum": model.ema_momentum,
             "ema_warmup": model.ema_warmup,
+            "ema_buffers": model.ema_buffers,
             **(trainer_overrides or {}),
         }
     )
@@ -257,22 +240,26 @@ def train_run(
         raise ConfigError("augment", str(exc)) from None
     model.total_iterations = tcfg.iterations
     store = FrameStore(data_root)
+    n_lab, n_unl = model.opts.clouds_per_batch
     batches = LidarBatches(
         store,
         split,
-        labelled_per_batch=model.opts.labelled_per_batch,
-        unlabelled_per_batch=model.opts.unlabelled_per_batch,
+        labelled_per_batch=n_lab,
+        unlabelled_per_batch=n_unl,
         seed=seed,
         augment_cfg=augment_cfg,
         features_dir=features_dir,
+        mix_partners=MIX_PARTNERS in type(model).requires,
     )
+    if model.opts.class_weighting != "none":
+        freq = class_frequencies(store, split.labelled, split.supervision, NUM_CLASSES)
+        model.set_class_frequencies(freq)
     val = evaluation_frames(data_root, run_scale.eval_max_frames)
-    cms: list[ConfusionMatrix] = []
+    cms: dict[int, ConfusionMatrix] = {}  # id(network) -> its confusion matrix
 
     def evaluate(net: torch.nn.Module) -> dict[str, float]:
-        assert isinstance(net, PointSegmenter)
-        cm = evaluate_network(net, store, val)
-        cms.append(cm)
+        assert isinstance(net, Segmenter)
+        cms[id(net)] = cm = evaluate_network(net, store, val)
         return cm.compute().to_dict(CLASS_NAMES)
 
     log = JsonlTracker(out / "train_log.jsonl")
@@ -291,6 +278,8 @@ def train_run(
         "data_root": str(data_root),
         "labelled_scans": len(split.labelled),
         "unlabelled_scans": len(split.unlabelled),
+        "split_seed": split.seed,
+        "clouds_per_batch": [n_lab, n_unl],
         "val_frames": len(val),
         "sparse_backend": resolve_backend(device=torch.device(tcfg.device)),
         **({"guidance": guidance_info} if guidance_info else {}),
@@ -299,31 +288,37 @@ def train_run(
     resume = guard_resume(out, trainer.checkpoint_path, resolved)
     metrics = trainer.fit(resume=resume)
     net = model.inference_network().eval()
-    timed = val[: run_scale.latency_frames]
-    parity = None
-    if method == "sup_only":
-        latency = inference_latency_ms(net, store, timed)
-    else:  # one interleaved measurement gives the latency and the parity with Sup-only
-        parity = inference_parity(net, store, timed)
-        latency = parity["latency_ms"]
+    # one interleaved measurement gives the latency and the parity with a Sup-only network
+    parity = inference_parity(net, store, val[: run_scale.latency_frames])
+    latency = parity["latency_ms"]
     params = sum(p.numel() for p in net.parameters())
+    networks = {
+        name: {
+            "miou": metrics[f"{name}/miou"],
+            "accuracy": metrics[f"{name}/accuracy"],
+            "per_class_iou": {n: metrics[f"{name}/iou/{n}"] for n in CLASS_NAMES},
+        }
+        for name in model.evaluation_networks()
+    }
     result = {
         "miou": metrics["miou"],
         "accuracy": metrics["accuracy"],
         "per_class_iou": {n: metrics[f"iou/{n}"] for n in CLASS_NAMES},
-        "confusion_matrix": cms[-1].matrix.tolist(),
+        "confusion_matrix": cms[id(net)].matrix.tolist(),
+        "deployed": model.deployed,
+        "network": net.spec(),
+        "networks": networks,
         "wall_time_s": metrics["wall_time_s"],
         "parameters": params,
         "inference_latency_ms": latency,
         "config": resolved,
-        **({"parity": parity} if parity is not None else {}),
+        "parity": parity,
     }
     with atomic_open(out / "model.pt", "wb") as fh:
         torch.save(net.state_dict(), fh)
     write_json(out / "metrics.json", result)
     logged = {"parameters": params, "inference_latency_ms": latency}
-    if parity is not None:
-        logged |= {f"parity/{k}": float(parity[k]) for k in ("parameters_ratio", "latency_ratio")}
+    logged |= {f"parity/{k}": float(parity[k]) for k in ("parameters_ratio", "latency_ratio")}
     trk.log_metrics(logged)
     log.finish()  # the caller owns `tracker` and finishes it
     return result

@@ -28,7 +28,7 @@ from kdseg.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from kdseg.ema import EmaTeacher, attach_teacher
+from kdseg.ema import EMA_BUFFERS, EmaTeacher, attach_teacher
 from kdseg.errors import ConfigError, KdsegError
 from kdseg.interrupts import deferred_signals
 from kdseg.optim import build_optimizer, build_scheduler, check_optim_config
@@ -82,6 +82,13 @@ class TrainerConfig:
     grad_clip: float | None = _f(None, "max global L2 norm of the gradients, None = no clipping")
     ema_momentum: float | None = _f(None, "EMA teacher momentum m in [0, 1], None = no teacher")
     ema_warmup: bool = _f(False, "SSLSS warm-up: m_k = min(1 - 1/(k+1), m) at update k")
+    ema_buffers: str = _f(
+        "own",
+        "EMA teacher buffers: 'own' (average parameters only; the teacher makes its targets in "
+        "train mode, BatchNorm on batch statistics, as mmdet3d's MeanTeacherHook with "
+        "skip_buffer=True, SSLSS and Tarvainen & Valpola) or 'ema' (average float buffers too and "
+        "make targets in eval mode with the averaged BatchNorm statistics)",
+    )
     checkpoint_every: int = _f(1000, "save a checkpoint every N iterations (0 = only on exit)")
     log_every: int = _f(50, "log losses, lr and iterations/second every N iterations")
     seed: int = _f(0, "seed of python, numpy and torch, in [0, 2**32)")
@@ -103,6 +110,10 @@ class TrainerConfig:
         check_optim_config(self)
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError("grad_clip", f"must be > 0 or None, got {self.grad_clip}")
+        if self.ema_buffers not in EMA_BUFFERS:
+            raise ConfigError(
+                "ema_buffers", f"must be one of {EMA_BUFFERS}, got {self.ema_buffers!r}"
+            )
         if self.ema_momentum is not None and not 0 <= self.ema_momentum <= 1:
             raise ConfigError("ema_momentum", f"must be in [0, 1] or None, got {self.ema_momentum}")
         if self.checkpoint_every < 0:
@@ -182,8 +193,9 @@ class Trainer:
         cfg: the run's hyper-parameters.
         out_dir: folder of the checkpoint (``checkpoint_last.pt``).
         tracker: receives params, losses, lr, iterations/second and final metrics.
-        evaluate: ``evaluate(network) -> {name: value}``, called once at the end with the
-            inference network in eval mode under ``torch.no_grad()``.
+        evaluate: ``evaluate(network) -> {name: value}``, called at the end with each network
+            of ``method.evaluation_networks()`` (or the inference network alone) in eval mode
+            under ``torch.no_grad()``.
     """
 
     def __init__(
@@ -220,12 +232,14 @@ class Trainer:
         seed_everything(cfg.seed)
         method.to(self.device)
         self.ema = None
+        self._stateful = nn.ModuleDict({"method": method})  # modules whose buffers a step moves
         if cfg.ema_momentum is not None:
             source = getattr(method, "ema_source", None)
             if not isinstance(source, nn.Module):
                 raise ConfigError("ema_momentum", "is set but method.ema_source is no nn.Module")
-            self.ema = EmaTeacher(source, cfg.ema_momentum, cfg.ema_warmup)
+            self.ema = EmaTeacher(source, cfg.ema_momentum, cfg.ema_warmup, cfg.ema_buffers)
             attach_teacher(method, self.ema.teacher)
+            self._stateful["teacher"] = self.ema.teacher  # train-mode targets move its BN stats
         self.optimizer = build_optimizer(method.parameters(), cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg)
         self.step = 0
@@ -280,7 +294,7 @@ class Trainer:
         try:
             with deferred_signals():  # a second signal waits until the checkpoint is on disk
                 mid_step = self._boundary.step == self.step  # else the step had completed
-                self.save(self._boundary.rollback(self.method) if mid_step else None)
+                self.save(self._boundary.rollback(self._stateful) if mid_step else None)
         except Exception as save_exc:  # keep the original exception visible
             if str(save_exc) != str(exc):  # (not when saving was what failed)
                 exc.add_note(f"no checkpoint saved ({save_exc})")
@@ -326,7 +340,7 @@ class Trainer:
         try:
             while self.step < cfg.iterations:
                 step = self.step
-                self._boundary.capture(step, method)
+                self._boundary.capture(step, self._stateful)
                 batch = to_device(self.batches(step), self.device)
                 total, values = _sum_losses(method.training_step(batch, step), step)
                 self.optimizer.zero_grad(set_to_none=True)
@@ -365,14 +379,26 @@ class Trainer:
             bar.close()
 
     def _evaluate(self) -> dict[str, float]:
+        """``evaluate`` of every network the method names (``evaluation_networks()``, when it
+        has one): the deployed network's metrics unprefixed, each network's as ``name/key``."""
         if self.evaluate is None:
             return {}
-        net = self.method.inference_network()
+        deployed = self.method.inference_network()
+        nets = getattr(self.method, "evaluation_networks", dict)() or {"deployed": deployed}
+        out: dict[str, float] = {}
+        for name, net in nets.items():
+            result = self._evaluate_one(net)
+            out.update({f"{name}/{k}": v for k, v in result.items()})
+            if net is deployed:
+                out.update(result)
+        return out
+
+    def _evaluate_one(self, net: nn.Module) -> dict[str, float]:
         was_training = net.training
         net.eval()
         try:
             with torch.no_grad():
-                result = self.evaluate(net)
+                result = self.evaluate(net)  # type: ignore[misc]
         finally:
             net.train(was_training)
         if not isinstance(result, Mapping):

@@ -26,7 +26,7 @@ rule mlflow_init:
 rule train:
     input:
         unpack(feature_inputs),
-        split=f"{RESULTS}/splits/{{dataset}}/{{budget}}/seed{{seed}}.json",
+        split=split_file,
         ready=f"{RESULTS}/data/{{dataset}}.json",
         mlflow=f"{RESULTS}/mlflow_experiments.json",
     output:

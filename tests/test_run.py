@@ -11,7 +11,7 @@ import torch
 from kdseg.cli import main
 from kdseg.datasets.semantickitti_labels import CLASS_NAMES
 from kdseg.datasets.synthetic_street import StreetConfig, generate
-from kdseg.segmenter import PointSegmenter
+from kdseg.segmenter import build_segmenter
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_train_writes_metrics_and_model(smoke_data, tmp_path):
     assert m["config"]["trainer"]["iterations"] == 3
     assert m["config"]["sparse_backend"] == "torch"  # CPU: the PyTorch backend
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
-    net = PointSegmenter(m["config"]["options"]["backbone"], len(CLASS_NAMES))
+    net = build_segmenter(**m["network"])
     net.load_state_dict(state)
     assert sum(p.numel() for p in net.parameters()) == m["parameters"]
     assert not list((tmp_path / "run").glob("*.tmp"))

@@ -284,28 +284,56 @@ def test_ema_teacher_is_attached_frozen_and_unregistered(tmp_path: Path) -> None
     method = trainer.method
     assert method.teacher_seen == [True] * FULL.iterations
     teacher = method.teacher
-    assert teacher is trainer.ema.teacher and not teacher.training
+    # reference semantics ("own" buffers): the teacher makes its targets in train mode
+    assert teacher is trainer.ema.teacher and teacher.training
     assert not any(p.requires_grad for p in teacher.parameters())
     assert not any(k.startswith("teacher") for k in method.state_dict())
     assert metrics["training_flag"] == 0.0 and method.net.training  # eval only while evaluating
     assert "wall_time_s" in metrics
 
 
-def test_ema_update_formula_and_warmup() -> None:
-    assert [ema_momentum(k, 0.99, True) for k in (0, 1, 9, 10_000)] == [0.0, 0.5, 0.9, 0.99]
-    assert ema_momentum(0, 0.99, False) == 0.99
-    student = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
-    ema = EmaTeacher(student, momentum=0.75)
-    before = {k: v.clone() for k, v in ema.teacher.state_dict().items()}
+def _moved_student(student: nn.Module) -> None:
     with torch.no_grad():
         for p in student.parameters():
             p.add_(1.0)
     student.train()(torch.randn(4, 2))  # moves BN running stats and num_batches_tracked
+
+
+def test_ema_update_formula_and_warmup() -> None:
+    """'ema' buffers: every float entry of the state averaged, integers copied; eval mode."""
+    assert [ema_momentum(k, 0.99, True) for k in (0, 1, 9, 10_000)] == [0.0, 0.5, 0.9, 0.99]
+    assert ema_momentum(0, 0.99, False) == 0.99
+    student = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    ema = EmaTeacher(student, momentum=0.75, buffers="ema")
+    before = {k: v.clone() for k, v in ema.teacher.state_dict().items()}
+    _moved_student(student)
     ema.update(student)
     for name, t in ema.teacher.state_dict().items():
         s = student.state_dict()[name]
         expected = s if not t.dtype.is_floating_point else 0.75 * before[name] + 0.25 * s
         torch.testing.assert_close(t, expected, rtol=0, atol=1e-7)
+    assert not ema.teacher.training
+
+
+def test_ema_reference_semantics_average_parameters_only() -> None:
+    """'own' buffers (mmdet3d MeanTeacherHook skip_buffer=True): parameters averaged, buffers
+    left to the teacher's own forward passes; targets in train mode, so identical weights give
+    identical targets whatever the running statistics."""
+    student = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    ema = EmaTeacher(student, momentum=0.75)
+    assert ema.buffers == "own" and ema.teacher.training
+    before = {k: v.clone() for k, v in ema.teacher.state_dict().items()}
+    _moved_student(student)
+    ema.update(student)
+    params = dict(student.named_parameters())
+    for name, t in ema.teacher.state_dict().items():
+        expected = 0.75 * before[name] + 0.25 * params[name] if name in params else before[name]
+        torch.testing.assert_close(t, expected.detach(), rtol=0, atol=1e-7)
+    twin = EmaTeacher(student, momentum=0.0)  # momentum 0: the teacher copies the student
+    twin.update(student)
+    x = torch.randn(8, 2)
+    with torch.no_grad():
+        assert torch.equal(twin.teacher(x), student.train()(x))  # batch statistics on both
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine", "poly", "onecycle"])
