@@ -59,6 +59,7 @@ def test_deeplabv3_resnet101_paper_configuration(cl):
         out = model(torch.randn(1, 3, 64, 64))
     assert out.logits.shape == (1, 21, 64, 64) and out.logits_small.shape == (1, 21, 4, 4)
     assert out.pre_logits.shape == (1, 256, 4, 4) and out.body.shape == (1, 2048, 4, 4)
+    assert backbone.stage_channels == (256, 512, 1024, 2048)
     assert [tuple(s.shape[1:]) for s in out.stages] == [
         (256, 16, 16),
         (512, 8, 8),

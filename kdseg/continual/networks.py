@@ -63,6 +63,8 @@ class ImageBackbone(nn.Module, abc.ABC):
     out_channels: int
     output_stride: int
     """``H / h`` of the pre-logits (input sizes should be multiples of it)."""
+    stage_channels: tuple[int, ...]
+    """Channels of the four ``stages`` maps."""
 
     @abc.abstractmethod
     def forward(self, x: torch.Tensor) -> BackboneFeatures:
@@ -79,6 +81,7 @@ class DeepLabV3Backbone(ImageBackbone):
         self.in_channels = body.in_channels
         self.out_channels = head.out_channels
         self.output_stride = body.output_stride
+        self.stage_channels = body.stage_channels
 
     def forward(self, x: torch.Tensor) -> BackboneFeatures:
         out, stages = self.body(x)
