@@ -229,6 +229,12 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
     )
     tr.add_argument("--seed", type=_seed, default=0, help="run seed: initial weights, batches")
     tr.add_argument("--scale", default="default", help="smoke | default | paper")
+    tr.add_argument(
+        "--schedule",
+        type=float,
+        default=1.0,
+        help="multiply the scale's iterations and warm-up by this (convergence studies)",
+    )
     _threads(tr)
     tr.add_argument("--out", required=True, help="run folder")
     tr.add_argument(

@@ -171,6 +171,7 @@ def train(args: argparse.Namespace) -> int:
         "trainer_overrides": trainer,
         "augment_overrides": augment,
         "features_dir": args.features,
+        "schedule": args.schedule,
     }
     if args.mlflow_experiment:
         from kdseg.mlflow_tracking import log_run_outputs, tracker_for_job

@@ -186,8 +186,12 @@ def train_run(
     tracker: Tracker | None = None,
     variant: str | None = None,
     features_dir: str | Path | None = None,
+    schedule: float = 1.0,
 ) -> dict[str, Any]:
     """Train ``method`` on ``split`` and evaluate it on the validation sequences.
+
+    ``schedule``: multiplier of the scale's ``iterations`` and ``warmup_iters`` (rounded; e.g.
+    0.5 or 2 for a convergence study); explicit ``trainer_overrides`` win.
 
     ``features_dir``: the 2D feature cache (``kdseg features``) a method that requires
     ``features_2d`` (IGNet) trains with; its width sets the method option ``feature_dim_2d``.
@@ -224,9 +228,17 @@ def train_run(
         features_dir = None  # a cache given to a method that does not use it is not loaded
     seed_everything(seed)  # the initial weights depend on the seed only
     model = build_method(method, NUM_CLASSES, opts)
+    if not schedule > 0:
+        raise ConfigError("schedule", f"must be > 0, got {schedule}")
+    scheduled = {
+        k: max(1 if k == "iterations" else 0, round(v * schedule))
+        for k, v in run_scale.trainer.items()
+        if k in ("iterations", "warmup_iters")
+    }
     tcfg = TrainerConfig.from_dict(
         {
             **run_scale.trainer,
+            **scheduled,
             "seed": seed,
             "ema_momentum": model.ema_momentum,
             "ema_warmup": model.ema_warmup,
@@ -279,6 +291,7 @@ def train_run(
         "labelled_scans": len(split.labelled),
         "unlabelled_scans": len(split.unlabelled),
         "split_seed": split.seed,
+        "schedule": schedule,
         "clouds_per_batch": [n_lab, n_unl],
         "val_frames": len(val),
         "sparse_backend": resolve_backend(device=torch.device(tcfg.device)),

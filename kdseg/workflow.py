@@ -209,11 +209,13 @@ def home_study(config: dict[str, Any], job: Job) -> str:
 
 
 def variant_fingerprint(config: dict[str, Any], variant: str) -> str:
-    """Hash of what defines a variant's runs (method + options); a change reruns only them."""
+    """Hash of what defines a variant's runs (method, options, schedule); a change reruns only
+    them."""
     var = config["variants"][variant]
-    blob = json.dumps(
-        {"method": var["method"], "options": var.get("options") or {}}, sort_keys=True
-    )
+    blob = {"method": var["method"], "options": var.get("options") or {}}
+    if var.get("schedule", 1.0) != 1.0:
+        blob["schedule"] = var["schedule"]
+    blob = json.dumps(blob, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

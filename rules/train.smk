@@ -56,13 +56,15 @@ rule train:
         experiment=lambda wc: experiment_name(home_study(config, job_of(wc))),
         job_key=lambda wc: job_of(wc).key,
         scale=SETTINGS["train_scale"],
+        schedule=lambda wc: config["variants"][wc.variant].get("schedule", 1.0),
         uri=MLFLOW_URI,
         features=features_arg,
     shell:
         "{params.kdseg} train --data {params.root:q} --dataset {wildcards.dataset} "
         "--split {input.split} --method {params.method} "
         "--variant {wildcards.variant} --options-json {params.options:q} "
-        "--seed {wildcards.seed} --scale {params.scale} --threads {threads} {params.features} "
+        "--seed {wildcards.seed} --scale {params.scale} --schedule {params.schedule} "
+        "--threads {threads} {params.features} "
         "--out $(dirname {output.metrics}) --mlflow-uri {params.uri:q} "
         "--mlflow-experiment {params.experiment:q} --job-key {params.job_key:q} "
         "--tag rule=train --tag variant_fingerprint={params.fingerprint} "

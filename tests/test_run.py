@@ -11,6 +11,7 @@ import torch
 from kdseg.cli import main
 from kdseg.datasets.semantickitti_labels import CLASS_NAMES
 from kdseg.datasets.synthetic_street import StreetConfig, generate
+from kdseg.errors import ConfigError
 from kdseg.segmenter import build_segmenter
 
 
@@ -144,3 +145,16 @@ def test_rerun_of_a_finished_run_trains_from_scratch(smoke_data, tmp_path):
     steps = [r["step"] for r in log if "loss/total" in r.get("metrics", {})]
     assert steps == [1, 2, 3]  # this run's three steps, once
     assert second["confusion_matrix"] == first["confusion_matrix"]  # the same training again
+
+
+def test_schedule_multiplies_iterations_and_warmup(smoke_data, tmp_path):
+    """A convergence study trains the same variant at a multiple of the scale's schedule."""
+    from kdseg.budgets import make_split
+    from kdseg.datasets.splits import split_frames
+    from kdseg.run import train_run
+
+    split = make_split("street", split_frames(smoke_data, "train"), "full", 0)
+    m = train_run(smoke_data, split, "sup_only", tmp_path / "x2", scale="smoke", schedule=2.0)
+    assert m["config"]["trainer"]["iterations"] == 6 and m["config"]["schedule"] == 2.0
+    with pytest.raises(ConfigError, match="schedule"):
+        train_run(smoke_data, split, "sup_only", tmp_path / "x0", scale="smoke", schedule=0.0)
