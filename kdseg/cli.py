@@ -308,6 +308,17 @@ def _add_report_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("metrics", nargs="*", help="metrics.json files of the study's runs")
     r.set_defaults(func=commands.report)
 
+    c = sub.add_parser(
+        "convergence", help="convergence figure (mIoU against iterations) and its checks"
+    )
+    c.add_argument("--iterations", type=int, required=True, help="the chosen schedule")
+    c.add_argument("--title", default="Convergence of the default schedule", help="figure title")
+    c.add_argument("--pdf", required=True, help="figure PDF to write")
+    c.add_argument("--png", required=True, help="figure PNG to write")
+    c.add_argument("--markdown", help="also write the table and the checks as Markdown here")
+    c.add_argument("metrics", nargs="+", help="metrics.json files of the convergence runs")
+    c.set_defaults(func=commands.convergence)
+
 
 def _add_debug_flag(sub: argparse._SubParsersAction) -> None:
     """``--debug`` after the command name too (``kdseg train ... --debug``)."""

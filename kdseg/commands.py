@@ -281,6 +281,17 @@ def mlflow_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def convergence(args: argparse.Namespace) -> int:
+    """Render the convergence figure and its checks from the study's runs."""
+    from kdseg.report.convergence import render_convergence
+
+    checks = render_convergence(
+        args.metrics, args.iterations, args.title, args.pdf, args.png, args.markdown
+    )
+    print(f"convergence at {args.iterations} iterations: {checks.passed()}")
+    return 0
+
+
 def report(args: argparse.Namespace) -> int:
     """Render one study's tables and figure from its runs' metrics.json files."""
     from kdseg.report.cli import render_study

@@ -8,6 +8,7 @@ from pathlib import Path
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from kdseg.guidance import FEATURES_2D
+from kdseg.scales import get_scale
 from kdseg.workflow import (
     dataset_root,
     home_study,
@@ -37,6 +38,7 @@ KDSEG = "python -m kdseg.cli" if USE_CONDA else f"{sys.executable} -m kdseg.cli"
 MLFLOW_URI = config.get("mlflow_uri") or os.environ.get(
     "MLFLOW_TRACKING_URI", f"sqlite:///{Path('results/mlflow.db').resolve()}"
 )
+SCHEDULE_ITERATIONS = get_scale(SETTINGS["train_scale"]).trainer["iterations"]
 DATASETS = list(config["datasets"])
 VARIANTS = list(config["variants"])
 
@@ -61,10 +63,12 @@ def run_dir(job):
     return f"{RESULTS}/runs/{job.dataset}/{job.variant}/{job.budget}/seed{job.seed}"
 
 
+def metrics_of(study):
+    return [f"{run_dir(job)}/metrics.json" for job in study_jobs(config, study)]
+
+
 def study_metrics(wildcards):
-    return [
-        f"{run_dir(job)}/metrics.json" for job in study_jobs(config, wildcards.study)
-    ]
+    return metrics_of(wildcards.study)
 
 
 def split_file(wildcards):

@@ -48,3 +48,26 @@ if IGNET_FIGURE:
             "{params.kdseg} ignet-figure --data {params.root:q} --teacher {input.teacher} "
             "--sup-only $(dirname {input.baseline}) --ignet $(dirname {input.variant}) "
             "--val-frame {params.val_frame} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
+
+
+if "convergence" in config["studies"]:
+
+    rule convergence_figure:
+        input:
+            metrics=metrics_of("convergence"),
+        output:
+            pdf="reports/figures/convergence.pdf",
+            png=report("reports/figures/convergence.png", category="Figures"),
+            markdown="reports/convergence_checks.md",
+        log:
+            f"{LOGS}/report/convergence_figure.log",
+        conda:
+            "../envs/kdseg.yaml"
+        params:
+            kdseg=KDSEG,
+            iterations=SCHEDULE_ITERATIONS,
+            title=lambda wc: config["studies"]["convergence"]["title"],
+        shell:
+            "{params.kdseg} convergence --iterations {params.iterations} "
+            "--title {params.title:q} --pdf {output.pdf} --png {output.png} "
+            "--markdown {output.markdown} {input.metrics} > {log} 2>&1"
