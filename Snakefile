@@ -11,6 +11,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/teacher.smk"
 include: "rules/train.smk"
+include: "rules/track.smk"
 include: "rules/report.smk"
 include: "rules/fetch.smk"
 
@@ -19,4 +20,5 @@ rule all:
     default_target: True
     input:
         expand("reports/{study}.pdf", study=STUDIES),
+        expand(pattern(jobs.TRACK_MARKER), study=STUDIES),
         ["reports/figures/ignet_frame.png"] if IGNET_FIGURE else [],

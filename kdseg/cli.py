@@ -13,11 +13,18 @@ import argparse
 import os
 import signal
 import sys
-import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from kdseg import __version__, commands
+from kdseg import __version__
+from kdseg.cli_parsers import (
+    add_data_commands,
+    add_registry_commands,
+    add_report_commands,
+    add_teacher_commands,
+    add_tracking_commands,
+    add_train_commands,
+)
 from kdseg.interrupts import SIGNAL_EXIT_BASE, handle_signals, signal_of
 
 DESCRIPTION = """\
@@ -31,8 +38,10 @@ EPILOG = """\
 typical order:
   generate, check-data   make the embedded synthetic data, or check a real SemanticKITTI root
   split                  draw the label-budget split file of a dataset
-  train                  train and evaluate one run (registered methods: `kdseg methods`)
+  train                  train and evaluate one run (registered methods: `kdseg methods`,
+                         backbones: `kdseg backbones`, inputs: `kdseg inputs`)
   teacher, features      IGNet's 2D teacher and its per-point feature cache
+  track                  log finished runs to MLflow (the workflow's tracking job)
   report, ignet-figure   tables, budget curves and figures from finished runs
 
 Bad input stops a command with one line naming the file or key (exit status 2); --debug shows
@@ -66,260 +75,6 @@ class KdsegParser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"image size must look like 1241x376, not {text!r}"
-        ) from None
-    return w, h
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"a seed is an integer in [0, 2**32), not {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, not {text!r}")
-    return value
-
-
-def _threads(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--threads", type=_count, default=0, help="torch CPU threads (default 0: torch's choice)"
-    )
-
-
-def _add_data_commands(sub: argparse._SubParsersAction) -> None:
-    g = sub.add_parser(
-        "generate",
-        help="generate the embedded synthetic street dataset",
-        description="Write the synthetic street scenes (SemanticKITTI layout, with camera "
-        "images, scribbles and 2D labels); meta.json is written last.",
-    )
-    g.add_argument("--scale", default="default", help="smoke | default | full (default: default)")
-    g.add_argument("--seed", type=_seed, default=0, help="generator seed (default 0)")
-    g.add_argument("--out", required=True, help="dataset root to create (gets dataset/sequences)")
-    g.add_argument("--workers", type=_count, default=1, help="processes, one sequence each")
-    g.set_defaults(func=commands.generate)
-
-    c = sub.add_parser(
-        "check-data",
-        help="check a SemanticKITTI-layout dataset and record it",
-        description="Check every training and validation scan (size a multiple of 16 bytes), "
-        "its labels and scribbles (4 bytes per point), poses, one whole frame per sequence, and "
-        "that a validation sequence exists; write a JSON record of the dataset.",
-    )
-    c.add_argument("--data", required=True, help="dataset root (holds dataset/sequences)")
-    c.add_argument("--out", required=True, help="JSON record of the checked dataset")
-    c.set_defaults(func=commands.check_data)
-
-    s = sub.add_parser(
-        "split",
-        help="draw the label-budget split file of a dataset",
-        description="Draw which training scans carry labels under a budget. Documented "
-        "budgets: full, scribbles, scans-1, scans-10, scans-20, scans-50; any other scans-P "
-        "(0 < P <= 100) is drawn too and recorded as a custom budget.",
-    )
-    s.add_argument("--data", required=True, help="SemanticKITTI-layout dataset root")
-    s.add_argument("--dataset", required=True, help="dataset name recorded in the split")
-    s.add_argument("--budget", required=True, help="full | scribbles | scans-P")
-    s.add_argument("--seed", type=_seed, required=True, help="split seed (which scans)")
-    s.add_argument("--out", required=True, help="split JSON file to write")
-    s.set_defaults(func=commands.split)
-
-    t = sub.add_parser("stats", help="side-by-side realism statistics of datasets")
-    t.add_argument(
-        "--data", action="append", required=True, metavar="NAME=PATH", help="a dataset column"
-    )
-    t.add_argument(
-        "--image-size",
-        type=_parse_size,
-        default=None,
-        help="WxH of image_2 for datasets that ship no images (KITTI 00: 1241x376)",
-    )
-    t.add_argument(
-        "--reference-yaml",
-        action="append",
-        metavar="NAME=PATH",
-        help="add the class shares of a semantic-kitti.yaml `content` block as a column",
-    )
-    t.add_argument("--out", help="also write the Markdown table here")
-    t.set_defaults(func=commands.stats)
-
-    r = sub.add_parser("render", help="BEV and camera pictures of one frame")
-    r.add_argument("--data", required=True, help="SemanticKITTI-layout dataset root")
-    r.add_argument("--sequence", required=True, help="sequence name, e.g. 08")
-    r.add_argument("--frame", type=_count, required=True, help="scan index in the sequence")
-    r.add_argument("--out", required=True, help="output folder")
-    r.add_argument("--prefix", default="", help="file name prefix")
-    r.set_defaults(func=commands.render)
-
-
-def _train_epilog() -> str:
-    """The keys of --trainer and --augment, with their help (imports torch)."""
-    import dataclasses
-
-    from kdseg.lidar_data import AugmentConfig
-    from kdseg.trainer import TrainerConfig
-
-    def block(title: str, helps: dict[str, str]) -> str:
-        width = max(map(len, helps))
-        rows = [
-            textwrap.fill(
-                v, 100, initial_indent=f"  {k:<{width}}  ", subsequent_indent=" " * (width + 4)
-            )
-            for k, v in helps.items()
-        ]
-        return title + "\n" + "\n".join(rows)
-
-    augment = {f.name: str(f.metadata.get("help", "")) for f in dataclasses.fields(AugmentConfig)}
-    return "\n\n".join(
-        [
-            block("--trainer keys (defaults come from --scale):", TrainerConfig.help()),
-            block("--augment keys:", augment),
-            "--option keys: the options of the method, listed with defaults and help by "
-            "`kdseg methods METHOD`.\nValues are numbers (1e-3 works), true/false, null, "
-            "[lists] or strings.",
-        ]
-    )
-
-
-def _add_train_commands(sub: argparse._SubParsersAction) -> None:
-    tr = sub.add_parser(
-        "train",
-        help="train and evaluate one run, writing DIR/metrics.json and DIR/model.pt",
-        description="Train one method variant on a label-budget split and evaluate it on the "
-        "validation sequences. The data and the split are checked before training. Rerun on "
-        "the same --out: an interrupted run resumes from its checkpoint, a finished one trains "
-        "again from scratch; the previous metrics.json and model.pt stay until replaced.",
-        epilog_fn=_train_epilog,
-    )
-    tr.add_argument("--data", required=True, help="SemanticKITTI-layout dataset root")
-    tr.add_argument(
-        "--dataset",
-        help="dataset name; the split must have been made for it (default: the "
-        "split's, or the root folder's name with --budget)",
-    )
-    tr.add_argument("--split", help="budget split file (from `kdseg split`)")
-    tr.add_argument("--budget", help="budget when no --split is given (drawn with --seed)")
-    tr.add_argument("--method", required=True, help="registered method (`kdseg methods`)")
-    tr.add_argument("--variant", help="variant name recorded in the metrics (default: method)")
-    tr.add_argument(
-        "--option", action="append", metavar="KEY=VALUE", help="method option (repeatable)"
-    )
-    tr.add_argument("--options-json", metavar="JSON", help="method options as one JSON object")
-    tr.add_argument(
-        "--trainer", action="append", metavar="KEY=VALUE", help="trainer setting (keys below)"
-    )
-    tr.add_argument(
-        "--augment", action="append", metavar="KEY=VALUE", help="augmentation (keys below)"
-    )
-    tr.add_argument("--seed", type=_seed, default=0, help="run seed: initial weights, batches")
-    tr.add_argument("--scale", default="default", help="smoke | default | paper")
-    tr.add_argument(
-        "--schedule",
-        type=float,
-        default=1.0,
-        help="multiply the scale's iterations and warm-up by this (convergence studies)",
-    )
-    _threads(tr)
-    tr.add_argument("--out", required=True, help="run folder")
-    tr.add_argument(
-        "--features", help="2D feature cache folder (from `kdseg features`) for IGNet-type methods"
-    )
-    tr.add_argument("--mlflow-experiment", help="log the run to this MLflow experiment")
-    tr.add_argument("--mlflow-uri", help="tracking URI (default: $MLFLOW_TRACKING_URI or sqlite)")
-    tr.add_argument("--job-key", help="stable job identifier (MLflow tag kdseg.job_key)")
-    tr.add_argument("--tag", action="append", metavar="KEY=VALUE", help="MLflow run tag")
-    tr.set_defaults(func=commands.train)
-
-    m = sub.add_parser(
-        "methods",
-        help="list the registered methods with their options, defaults and help",
-        description="List registered methods (the values of `kdseg train --method`) with the "
-        "options `--option KEY=VALUE` accepts, their defaults and help.",
-    )
-    m.add_argument("names", nargs="*", metavar="METHOD", help="only these methods")
-    m.set_defaults(func=commands.methods)
-
-    i = sub.add_parser(
-        "mlflow-init",
-        help="create the MLflow store and experiments once, before training jobs",
-    )
-    i.add_argument("--uri", required=True, help="tracking URI, e.g. sqlite:///results/mlflow.db")
-    i.add_argument("--out", required=True, help="JSON record: experiment name -> id")
-    i.add_argument("experiments", nargs="+", help="experiment names")
-    i.set_defaults(func=commands.mlflow_init)
-
-
-def _add_teacher_commands(sub: argparse._SubParsersAction) -> None:
-    t = sub.add_parser("teacher", help="train (or adopt) the 2D teacher: DIR/teacher.pt + metrics")
-    t.add_argument("--data", required=True, help="SemanticKITTI-layout root (target camera)")
-    t.add_argument("--source", help="root whose source/ images train the teacher (default: --data)")
-    t.add_argument("--out", required=True, help="folder for teacher.pt and metrics.json")
-    t.add_argument("--scale", default="default", help="smoke | default | paper")
-    t.add_argument("--option", action="append", metavar="KEY=VALUE", help="teacher option")
-    t.add_argument("--options-json", metavar="JSON", help="teacher options as one JSON object")
-    t.add_argument("--checkpoint", help="adopt this teacher checkpoint instead of training")
-    _threads(t)
-    t.set_defaults(func=commands.teacher)
-
-    f = sub.add_parser("features", help="cache the 2D teacher's per-point features")
-    f.add_argument("--data", required=True, help="SemanticKITTI-layout dataset root")
-    f.add_argument("--teacher", required=True, help="teacher checkpoint (teacher.pt)")
-    f.add_argument("--out", required=True, help="cache folder (gets manifest.json last)")
-    _threads(f)
-    f.set_defaults(func=commands.features)
-
-    g = sub.add_parser("ignet-figure", help="camera + BEV picture of Sup-only vs IGNet on a frame")
-    g.add_argument("--data", required=True, help="SemanticKITTI-layout dataset root")
-    g.add_argument("--teacher", required=True, help="2D teacher checkpoint (teacher.pt)")
-    g.add_argument("--sup-only", required=True, help="run folder of Sup-only (model.pt)")
-    g.add_argument("--ignet", required=True, help="run folder of IGNet (model.pt)")
-    g.add_argument("--val-frame", type=_count, default=0, help="index among the validation frames")
-    g.add_argument("--png", required=True, help="output PNG")
-    g.add_argument("--pdf", required=True, help="output PDF")
-    g.set_defaults(func=commands.ignet_figure)
-
-
-def _add_report_commands(sub: argparse._SubParsersAction) -> None:
-    r = sub.add_parser("report", help="render a study's tables (LaTeX, PDF) and budget curve")
-    r.add_argument("--study-json", required=True, help="study definition (JSON object)")
-    r.add_argument("--reported", help="reported_numbers.csv to print beside ours, or 'none'")
-    r.add_argument("--tex", required=True, help="LaTeX table to write")
-    r.add_argument("--pdf", required=True, help="PDF table to write")
-    r.add_argument("--curve-pdf", required=True, help="budget curve PDF to write")
-    r.add_argument("--curve-png", required=True, help="budget curve PNG to write")
-    r.add_argument("--engine", choices=["auto", "latex", "matplotlib"], default="auto")
-    r.add_argument("--markdown", help="also write the tables as Markdown here")
-    r.add_argument("metrics", nargs="*", help="metrics.json files of the study's runs")
-    r.set_defaults(func=commands.report)
-
-    c = sub.add_parser(
-        "convergence", help="convergence figure (mIoU against iterations) and its checks"
-    )
-    c.add_argument("--iterations", type=int, required=True, help="the chosen schedule")
-    c.add_argument("--title", default="Convergence of the default schedule", help="figure title")
-    c.add_argument("--pdf", required=True, help="figure PDF to write")
-    c.add_argument("--png", required=True, help="figure PNG to write")
-    c.add_argument("--markdown", help="also write the table and the checks as Markdown here")
-    c.add_argument("metrics", nargs="+", help="metrics.json files of the convergence runs")
-    c.set_defaults(func=commands.convergence)
-
-
 def _add_debug_flag(sub: argparse._SubParsersAction) -> None:
     """``--debug`` after the command name too (``kdseg train ... --debug``)."""
     for parser in sub.choices.values():
@@ -333,10 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"kdseg {__version__}")
     p.add_argument("--debug", action="store_true", help="show the full traceback of every error")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_data_commands(sub)
-    _add_train_commands(sub)
-    _add_teacher_commands(sub)
-    _add_report_commands(sub)
+    add_data_commands(sub)
+    add_train_commands(sub)
+    add_registry_commands(sub)
+    add_tracking_commands(sub)
+    add_teacher_commands(sub)
+    add_report_commands(sub)
     from kdseg.fetch.cli import add_fetch_commands  # real datasets: fetch, prepare
 
     add_fetch_commands(sub)

@@ -8,10 +8,8 @@ Bad input raises ``ConfigError``/``DataFormatError``; :func:`kdseg.cli.main` pri
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -65,34 +63,26 @@ def parse_json_object(text: str | None, flag: str) -> dict[str, Any]:
 def augment_overrides(items: Sequence[str] | None) -> dict[str, Any]:
     """``--augment KEY=VALUE`` items checked against ``AugmentConfig``'s fields and types."""
     from kdseg.lidar_data import AugmentConfig
+    from kdseg.options import build
 
-    fields = {f.name: f for f in dataclasses.fields(AugmentConfig)}
     values = parse_key_values(items, "--augment")
-    for key, value in values.items():
-        if key not in fields:
-            raise ConfigError(f"augment.{key}", f"unknown augmentation; known: {sorted(fields)}")
-        values[key] = _like(f"augment.{key}", value, fields[key].default)
+    checked = build(AugmentConfig, values, prefix="augment.", what="augmentation")
+    return {k: getattr(checked, k) for k in values}
+
+
+def input_values(args: argparse.Namespace) -> dict[str, str | None]:
+    """``--input NAME=VALUE`` items (``--features DIR`` is ``--input features_2d=DIR``)."""
+    values: dict[str, str | None] = {}
+    for item in args.input or []:
+        name, sep, value = item.partition("=")
+        if not name.strip():
+            raise ConfigError("--input", f"expects NAME=VALUE or NAME, got {item!r}")
+        values[name.strip()] = value if sep else None
+    if args.features:
+        if values.get("features_2d", args.features) != args.features:
+            raise ConfigError("--features", "contradicts --input features_2d=...")
+        values["features_2d"] = args.features
     return values
-
-
-def _like(key: str, value: Any, default: Any) -> Any:
-    """``value`` converted to the type of ``default`` (int -> float, list -> tuple), or
-    ``ConfigError`` naming ``key``."""
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, float):
-        ok, value = number, float(value) if number else value
-    elif isinstance(default, tuple):
-        items = value if isinstance(value, list | tuple) else None
-        ok = items is not None and len(items) == len(default)
-        ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in items)
-        value = tuple(float(v) for v in items) if ok else value
-    else:
-        ok = isinstance(value, type(default))
-    if not ok:
-        raise ConfigError(key, f"expected a value like {default!r}, got {value!r}")
-    return value
 
 
 def generate(args: argparse.Namespace) -> int:
@@ -133,11 +123,17 @@ def split(args: argparse.Namespace) -> int:
 
 
 def train(args: argparse.Namespace) -> int:
-    """Check the options, the data and the split, then train one run (:func:`train_run`)."""
+    """Check the options, the data and the split, then train one run (:func:`train_run`).
+
+    With ``--mlflow-experiment`` the run is then logged to MLflow by the tracking code
+    (:func:`kdseg.tracking.sync.track_runs`, as ``kdseg track`` would), also when it is
+    interrupted (status ``KILLED``) or fails; the store and experiment are checked first.
+    """
     import torch
 
     from kdseg.budgets import read_split
     from kdseg.datasets.splits import check_split, draw_split, validation_frames
+    from kdseg.inputs import PROVIDERS
     from kdseg.methods.base import method_class
     from kdseg.run import train_run
     from kdseg.scales import get_scale
@@ -150,6 +146,9 @@ def train(args: argparse.Namespace) -> int:
     options.update(parse_key_values(args.option, "--option"))
     trainer = parse_key_values(args.trainer, "--trainer")
     augment = augment_overrides(args.augment)
+    inputs = input_values(args)
+    for name in inputs:
+        PROVIDERS.get(name)  # an unknown input name is refused before training
     validation_frames(args.data)  # a run must be scorable: refuse before training
     if args.split:
         budget_split = read_split(args.split)
@@ -170,22 +169,24 @@ def train(args: argparse.Namespace) -> int:
         "variant": args.variant,
         "trainer_overrides": trainer,
         "augment_overrides": augment,
-        "features_dir": args.features,
+        "inputs": inputs,
         "schedule": args.schedule,
     }
-    if args.mlflow_experiment:
-        from kdseg.mlflow_tracking import log_run_outputs, tracker_for_job
-
-        tags = {k: str(v) for k, v in parse_key_values(args.tag, "--tag").items()}
-        variant = args.variant or args.method
-        job_key = args.job_key or (
-            f"{budget_split.dataset}/{variant}/{budget_split.budget}/seed{args.seed}"
-        )
-        with tracker_for_job(args.mlflow_experiment, job_key, tags, args.mlflow_uri) as tracker:
-            result = train_run(**run, tracker=tracker)
-            log_run_outputs(tracker, args.out)
-    else:
+    if not args.mlflow_experiment:
         result = train_run(**run)
+    else:
+        from kdseg.commands_tracking import track_after_train
+        from kdseg.tracking.store import experiment_id, open_existing_store
+
+        client, uri = open_existing_store(args.mlflow_uri)  # fail before training, not after
+        experiment_id(client, args.mlflow_experiment, uri)
+        tags = {k: str(v) for k, v in parse_key_values(args.tag, "--tag").items()}
+        try:
+            result = train_run(**run)
+        except BaseException as exc:
+            track_after_train(args, uri, tags, exc)
+            raise
+        track_after_train(args, uri, tags, None)
     print(
         f"{args.variant or args.method} / {budget_split.budget} / seed {args.seed}: "
         f"mIoU {100 * result['miou']:.2f} in {result['wall_time_s']:.1f} s -> {args.out}"
@@ -245,39 +246,6 @@ def ignet_figure(args: argparse.Namespace) -> int:
         args.data, args.teacher, args.sup_only, args.ignet, args.val_frame, args.png, args.pdf
     )
     print(f"frame {seq}/{idx:06d} -> {args.png}, {args.pdf}")
-    return 0
-
-
-def methods(args: argparse.Namespace) -> int:
-    """Print the registered methods with their options, defaults and help."""
-    from kdseg.methods.base import list_methods, method_class, options_help
-
-    for k, name in enumerate(args.names or list_methods()):
-        cls = method_class(name)
-        doc = (cls.__doc__ or "").strip().splitlines()
-        print(("\n" if k else "") + f"{name}: {doc[0] if doc else ''}")
-        if cls.requires:
-            print(f"  requires: {', '.join(sorted(cls.requires))}")
-        helps = options_help(name)
-        rows = []
-        for f in dataclasses.fields(cls.Options):
-            missing = f.default is dataclasses.MISSING
-            default = f.default_factory() if missing else f.default  # type: ignore[misc]
-            rows.append((f"{f.name}={default!r}", helps.get(f.name, "")))
-        width = max((len(a) for a, _ in rows), default=0)
-        for left, text in rows:
-            head = f"  {left:<{width}}  "
-            print(textwrap.fill(text, 100, initial_indent=head, subsequent_indent=" " * len(head)))
-    return 0
-
-
-def mlflow_init(args: argparse.Namespace) -> int:
-    from kdseg.io import write_json
-    from kdseg.mlflow_store import init_store
-
-    ids = init_store(args.uri, list(args.experiments))
-    write_json(args.out, {"tracking_uri": args.uri, "experiments": ids})
-    print(json.dumps(ids))
     return 0
 
 

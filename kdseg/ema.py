@@ -19,10 +19,16 @@ Buffers (BatchNorm running statistics), by ``buffers``:
 from __future__ import annotations
 
 import copy
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
+
+from kdseg.errors import ConfigError
+from kdseg.options import option
+from kdseg.teachers import TEACHERS, Teacher
 
 EMA_BUFFERS: tuple[str, ...] = ("own", "ema")
 
@@ -41,7 +47,29 @@ def frozen_copy(module: nn.Module) -> nn.Module:
     return twin
 
 
-class EmaTeacher:
+@dataclasses.dataclass(frozen=True)
+class EmaOptions:
+    """Options of the ``"ema"`` teacher kind (a method's :class:`~kdseg.teachers.TeacherSpec`)."""
+
+    momentum: float = option(0.99, "EMA momentum m in [0, 1]")
+    warmup: bool = option(False, "SSLSS warm-up: m_k = min(1 - 1/(k+1), m) at update k")
+    buffers: str = option(
+        "own",
+        "'own': average parameters only, targets in train mode (batch statistics) [mmdet3d "
+        "MeanTeacherHook skip_buffer=True]; 'ema': average float buffers too, targets in eval "
+        "mode",
+    )
+    source: str = option("student", "attribute of the method holding the averaged network")
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.momentum <= 1.0:
+            raise ConfigError("momentum", f"must be in [0, 1], got {self.momentum}")
+        if self.buffers not in EMA_BUFFERS:
+            raise ConfigError("buffers", f"must be one of {EMA_BUFFERS}, got {self.buffers!r}")
+
+
+@TEACHERS.register("ema")
+class EmaTeacher(Teacher):
     """The frozen EMA copy of ``source`` plus the update counter.
 
     Args:
@@ -61,9 +89,39 @@ class EmaTeacher:
         self.momentum = float(momentum)
         self.warmup = bool(warmup)
         self.buffers = buffers
+        self.source_attr = "student"
         self.num_updates = 0
         self.teacher = frozen_copy(source)
         self.teacher.train(self.targets_in_train_mode)
+
+    Options = EmaOptions
+
+    @classmethod
+    def build(cls, opts: EmaOptions, method: nn.Module, inputs: Mapping[str, Any]) -> EmaTeacher:
+        source = getattr(method, opts.source, None)
+        if not isinstance(source, nn.Module):
+            raise ConfigError(
+                "teacher.ema.source", f"method.{opts.source} (the averaged network) is no nn.Module"
+            )
+        teacher = cls(source, opts.momentum, opts.warmup, opts.buffers)
+        teacher.source_attr = opts.source
+        return teacher
+
+    @property
+    def network(self) -> nn.Module:
+        return self.teacher
+
+    @property
+    def moving_module(self) -> nn.Module:
+        """Train-mode targets ("own") move the teacher's BatchNorm statistics."""
+        return self.teacher
+
+    def after_step(self, method: nn.Module) -> dict[str, float]:
+        """One EMA update from the method's source network; logs ``ema_momentum``."""
+        return {"ema_momentum": self.update(self._source_of(method))}
+
+    def _source_of(self, method: nn.Module) -> nn.Module:
+        return getattr(method, self.source_attr, method)
 
     @property
     def targets_in_train_mode(self) -> bool:
@@ -108,8 +166,10 @@ class EmaTeacher:
             "buffers": self.buffers,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
         """Restore teacher weights and the update counter."""
+        if state is None:
+            raise ValueError("the checkpoint holds no EMA teacher state")
         self.teacher.load_state_dict(state["teacher"])
         self.num_updates = int(state["num_updates"])
 

@@ -7,21 +7,19 @@ elsewhere) and ``unlabelled`` clouds (labels all hidden). Under the ``full`` bud
 unlabelled scans, so semi-supervised methods draw their unlabelled clouds from the labelled
 scans with the labels hidden (the LaserMix "full" convention).
 
-Given a 2D feature cache (``features_dir``), every cloud also carries the 2D teacher's per-point
-guidance (:mod:`kdseg.guidance`); augmentation moves points only, so it rides along unchanged.
-
-With ``mix_partners``, every cloud also carries a ``partner``: another scan, drawn after the
-batch's own clouds (so the batch itself does not change), for mixing augmentations (FOVMix). A
-labelled cloud's partner is another labelled scan (labels kept) when the budget has two or more,
-else an unlabelled one; an unlabelled cloud's partner is another unlabelled scan when there are
-two or more, else a labelled one with its labels hidden. A cloud is never its own partner.
+A method's inputs (:mod:`kdseg.inputs`, bound for the run) attach ``extras`` to the clouds: per
+scan when it is drawn (e.g. the 2D teacher's per-point features; augmentation moves points but
+neither drops nor reorders them, so per-point extras stay aligned) and per batch after its clouds
+are drawn (e.g. a mixing partner, drawn with the batch's generator so the batch itself does not
+change).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,47 +27,70 @@ import torch
 from kdseg import IGNORE_INDEX
 from kdseg.budgets import FrameId, Split
 from kdseg.datasets.semantickitti import SemanticKITTI
-from kdseg.guidance import GuidanceStore
+from kdseg.options import option
 
-MIX_PARTNERS = "mix_partners"
-"""Name of the input a method ``requires`` to get a ``partner`` cloud on every cloud."""
+if TYPE_CHECKING:
+    from kdseg.inputs import BoundInput
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
     """Global augmentations of a cloud (LaserMix / mmdetection3d style)."""
 
-    rotate: float = field(default=np.pi, metadata={"help": "max |yaw| rotation, radians"})
-    flip: bool = field(default=True, metadata={"help": "random flips of the x and y axes"})
-    scale: tuple[float, float] = field(default=(0.95, 1.05), metadata={"help": "uniform range"})
-    jitter: float = field(default=0.0, metadata={"help": "std of per-point xyz noise, metres"})
+    rotate: float = option(float(np.pi), "max |yaw| rotation, radians")
+    flip: bool = option(True, "random flips of the x and y axes")
+    scale: tuple[float, float] = option((0.95, 1.05), "uniform range of the scale factor")
+    jitter: float = option(0.0, "std of per-point xyz noise, metres")
 
 
 @dataclass(eq=False)  # identity, not element-wise tensor comparison
 class Cloud:
     """One cloud of a batch: ``points (N, 4)`` float32 tensor, ``labels (N,)`` int64 tensor,
-    and where it came from (``frame``).
+    where it came from (``frame``) and the ``extras`` its method's inputs attached
+    (:mod:`kdseg.inputs`; e.g. ``features_2d``, ``valid_2d``, ``pred_2d``, ``partner``).
 
-    Optional 2D guidance (all ``None`` unless the batches were given a feature cache):
-    ``features_2d (N, C)`` float32 teacher features (zeros outside the image), ``valid_2d (N,)``
-    bool (the point projects into the camera image) and ``pred_2d (N,)`` int64 teacher classes
-    (255 where not valid).
+    ``point_keys`` names the extras that are per-point tensors (first dimension ``N``): they
+    follow the points through :meth:`select` and :meth:`concat`; the other extras belong to the
+    cloud as a whole and are dropped by those.
     """
 
     points: torch.Tensor
     labels: torch.Tensor
     frame: FrameId
-    features_2d: torch.Tensor | None = None
-    valid_2d: torch.Tensor | None = None
-    pred_2d: torch.Tensor | None = None
-    partner: Cloud | None = None
-    """another scan of the same kind to mix with (``mix_partners`` batches only; never the
-    same frame)"""
+    extras: dict[str, Any] = field(default_factory=dict)
+    point_keys: frozenset[str] = frozenset()
 
-    @property
-    def has_guidance(self) -> bool:
-        """Whether the 2D guidance fields are set."""
-        return self.features_2d is not None and self.valid_2d is not None
+    def attach(self, extras: Mapping[str, Any], point_keys: Sequence[str] = ()) -> None:
+        """Add ``extras``; ``point_keys`` of them are per-point (checked: first dim ``N``)."""
+        n = self.points.shape[0]
+        for key in point_keys:
+            value = extras[key]
+            if not isinstance(value, torch.Tensor) or value.shape[0] != n:
+                raise ValueError(f"extra {key!r} of {self.frame} is not per-point (N = {n})")
+        self.extras.update(extras)
+        self.point_keys = self.point_keys | frozenset(point_keys)
+
+    def select(self, mask: torch.Tensor) -> Cloud:
+        """The points where ``mask (N,)`` holds, with their labels and per-point extras."""
+        return Cloud(
+            self.points[mask],
+            self.labels[mask],
+            self.frame,
+            {k: self.extras[k][mask] for k in self.point_keys},
+            self.point_keys,
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[Cloud], frame: FrameId) -> Cloud:
+        """Clouds one after the other (points, labels and the per-point extras they share)."""
+        keys = frozenset.intersection(*(p.point_keys for p in parts))
+        return Cloud(
+            torch.cat([p.points for p in parts]),
+            torch.cat([p.labels for p in parts]),
+            frame,
+            {k: torch.cat([p.extras[k] for p in parts]) for k in sorted(keys)},
+            keys,
+        )
 
 
 @dataclass
@@ -143,9 +164,8 @@ class LidarBatches:
         split: the budget split (labelled / unlabelled scans, supervision).
         labelled_per_batch, unlabelled_per_batch: clouds of each kind per iteration.
         seed: the run's seed; iteration ``k`` uses ``numpy.random.default_rng((seed, k))``.
-        features_dir: a 2D feature cache (``kdseg features``); every cloud then carries its
-            guidance (``features_2d``, ``valid_2d``, ``pred_2d``).
-        mix_partners: give every cloud a ``partner`` cloud of another frame (module docstring).
+        inputs: the method's bound inputs (:func:`kdseg.inputs.bind_inputs`), in the order
+            their extras are attached.
     """
 
     def __init__(
@@ -156,17 +176,10 @@ class LidarBatches:
         unlabelled_per_batch: int = 0,
         seed: int = 0,
         augment_cfg: AugmentConfig | None = None,
-        features_dir: str | Path | None = None,
-        mix_partners: bool = False,
+        inputs: Sequence[BoundInput] = (),
     ) -> None:
         if not split.labelled:
             raise ValueError(f"split {split.dataset}/{split.budget}: no labelled scans")
-        if mix_partners and len(set(split.labelled) | set(split.unlabelled)) < 2:
-            raise ValueError(
-                f"split {split.dataset}/{split.budget}: mixing partners need at least two "
-                "training scans"
-            )
-        self.mix_partners = mix_partners
         self.store = store
         self.split = split
         self.n_lab = labelled_per_batch
@@ -174,48 +187,32 @@ class LidarBatches:
         self.seed = seed
         self.aug = augment_cfg or AugmentConfig()
         self.unlabelled_pool: Sequence[FrameId] = split.unlabelled or split.labelled
-        self.guidance = GuidanceStore(features_dir) if features_dir is not None else None
+        self.inputs = list(inputs)
+
+    @property
+    def labelled_pool(self) -> Sequence[FrameId]:
+        """The labelled scans of the split."""
+        return self.split.labelled
 
     def __call__(self, step: int) -> LidarBatch:
         rng = np.random.default_rng((self.seed, step))
-        lab = [self._cloud(self.split.labelled, rng, hide=False) for _ in range(self.n_lab)]
-        unl = [self._cloud(self.unlabelled_pool, rng, hide=True) for _ in range(self.n_unl)]
-        if self.mix_partners:
-            labelled, unlabelled = self.split.labelled, self.unlabelled_pool
-            for cloud in lab:
-                cloud.partner = self._partner(
-                    cloud.frame, (labelled, False), (unlabelled, True), rng
-                )
-            for cloud in unl:
-                cloud.partner = self._partner(
-                    cloud.frame, (unlabelled, True), (labelled, True), rng
-                )
-        return LidarBatch(labelled=lab, unlabelled=unl)
+        lab = [self.draw(self.split.labelled, rng, hide=False) for _ in range(self.n_lab)]
+        unl = [self.draw(self.unlabelled_pool, rng, hide=True) for _ in range(self.n_unl)]
+        batch = LidarBatch(labelled=lab, unlabelled=unl)
+        for bound in self.inputs:
+            bound.batch_extras(batch, self, rng)
+        return batch
 
-    def _partner(
-        self,
-        frame: FrameId,
-        first: tuple[Sequence[FrameId], bool],
-        second: tuple[Sequence[FrameId], bool],
-        rng: np.random.Generator,
-    ) -> Cloud:
-        """A cloud of another frame: from ``first`` = (pool, hide labels) when it holds another
-        frame, else from ``second``."""
-        for pool, hide in (first, second):
-            others = [f for f in pool if f != frame]
-            if others:
-                return self._cloud(others, rng, hide)
-        raise ValueError(f"no mixing partner for {frame}: it is the only training scan")
-
-    def _cloud(self, pool: Sequence[FrameId], rng: np.random.Generator, hide: bool) -> Cloud:
+    def draw(self, pool: Sequence[FrameId], rng: np.random.Generator, hide: bool) -> Cloud:
+        """An augmented cloud of a frame drawn from ``pool`` (labels hidden with ``hide``),
+        with the per-scan extras of every input."""
         frame = pool[int(rng.integers(len(pool)))]
         points, labels = self.store.get(frame, self.split.supervision)
         pts = augment(points, rng, self.aug)
         lab = np.full_like(labels, IGNORE_INDEX) if hide else labels
         cloud = Cloud(torch.from_numpy(pts), torch.from_numpy(lab), frame)
-        if self.guidance is not None:
-            g = self.guidance.get(frame, points.shape[0])
-            cloud.features_2d = torch.from_numpy(g.features)
-            cloud.valid_2d = torch.from_numpy(g.valid)
-            cloud.pred_2d = torch.from_numpy(g.pred)
+        for bound in self.inputs:
+            extras = bound.cloud_extras(frame, points)
+            if extras:
+                cloud.attach(extras, bound.point_keys)
         return cloud

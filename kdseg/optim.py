@@ -12,13 +12,20 @@ Schedules are factors of the peak ``lr`` as a function of the 0-based iteration 
   decay towards ``lr/(div_factor·final_div_factor)``. Needs ``W >= 1``.
 
 They are wrapped in ``torch.optim.lr_scheduler.LambdaLR``, whose state dict holds plain numbers.
+
+The optimizers are torch's AdamW and SGD with the same arithmetic, minus torch.compile's hooks:
+``torch.optim.Optimizer`` wraps ``step``, ``zero_grad``, ``add_param_group`` and the state-dict
+methods so that their first call imports ``torch._dynamo`` (about 2 s of a run's fixed cost on the
+2-core CPU, for a compiler kdseg never uses). :class:`AdamW` and :class:`SGD` call the undecorated
+functions (``__wrapped__``) instead; ``tests/test_trainer.py`` checks that they give bit-identical
+parameters and that a training run never imports ``torch._dynamo``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
@@ -26,7 +33,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from kdseg.errors import ConfigError
 
 if TYPE_CHECKING:
-    from kdseg.trainer import TrainerConfig
+    from kdseg.trainer_config import TrainerConfig
 
 OPTIMIZERS: tuple[str, ...] = ("adamw", "sgd")
 SCHEDULES: tuple[str, ...] = ("constant", "onecycle", "cosine", "poly")
@@ -61,6 +68,52 @@ def check_optim_config(cfg: TrainerConfig) -> None:
         raise ConfigError("poly_power", f"must be > 0, got {cfg.poly_power}")
 
 
+def _plain(fn: Any) -> Any:
+    """``fn`` without torch's dynamo-disabling / grad-mode wrappers (``functools.wraps`` keeps
+    the original as ``__wrapped__``)."""
+    while hasattr(fn, "__wrapped__"):
+        fn = fn.__wrapped__
+    return fn
+
+
+class _NoDynamo:
+    """Mixin for a ``torch.optim.Optimizer`` subclass: the same methods, never importing
+    ``torch._dynamo`` (module docstring). ``step`` runs under ``torch.no_grad()``, which is what
+    torch's wrapper does for a non-differentiable optimizer."""
+
+    _base: type[torch.optim.Optimizer]
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        _plain(torch.optim.Optimizer.add_param_group)(self, param_group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        _plain(torch.optim.Optimizer.zero_grad)(self, set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return _plain(torch.optim.Optimizer.state_dict)(self)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        _plain(torch.optim.Optimizer.load_state_dict)(self, state_dict)
+
+    def step(self, closure: Any = None) -> Any:
+        if self.defaults.get("differentiable"):  # type: ignore[attr-defined]
+            raise ValueError("kdseg's optimizers are not differentiable")
+        with torch.no_grad():
+            return _plain(self._base.step)(self, closure)
+
+
+class AdamW(_NoDynamo, torch.optim.AdamW):
+    """``torch.optim.AdamW`` without the torch.compile hooks (same updates, bit for bit)."""
+
+    _base = torch.optim.AdamW
+
+
+class SGD(_NoDynamo, torch.optim.SGD):
+    """``torch.optim.SGD`` without the torch.compile hooks (same updates, bit for bit)."""
+
+    _base = torch.optim.SGD
+
+
 def build_optimizer(
     params: Iterable[torch.nn.Parameter], cfg: TrainerConfig
 ) -> torch.optim.Optimizer:
@@ -70,8 +123,8 @@ def build_optimizer(
         raise ValueError("the method has no trainable parameters (requires_grad=True)")
     if cfg.optimizer == "adamw":
         # foreach: one multi-tensor kernel per update instead of a Python loop over parameters
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
-    return torch.optim.SGD(
+        return AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    return SGD(
         params,
         lr=cfg.lr,
         momentum=cfg.momentum,

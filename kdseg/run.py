@@ -1,176 +1,77 @@
 """Train and evaluate one run: (dataset, budget split, method variant, seed, scale) -> DIR.
 
-Writes, atomically, ``DIR/metrics.json`` (mIoU, per-class IoU, the resolved config, wall time,
-parameter count and inference latency of the deployed network and, for every method but
-Sup-only, its inference parity with a Sup-only network), ``DIR/model.pt`` (the deployed
-network's ``state_dict``, loadable with ``torch.load(weights_only=True)``) and the training log
-``DIR/train_log.jsonl``. The checkpoint in DIR lets an interrupted run resume.
+Writes ``DIR/run_config.json`` when an attempt starts, the local log ``DIR/train_log.jsonl``
+(losses per step, tags, the final status: ``FINISHED``, ``KILLED`` on SIGINT/SIGTERM, ``FAILED``)
+and, when training and evaluation are done, atomically: ``DIR/metrics.json`` (the run record,
+:class:`kdseg.record.RunRecord`) and ``DIR/model.pt`` (the deployed network's ``state_dict``,
+loadable with ``torch.load(weights_only=True)``). The checkpoint in DIR lets an interrupted run
+resume. The run never talks to MLflow: the tracking job logs it from these files
+(:mod:`kdseg.tracking.sync`). Nothing here depends on which method runs: its inputs come from
+:mod:`kdseg.inputs`, its teacher from :mod:`kdseg.teachers`.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-import time
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from kdseg.budgets import Split
 from kdseg.datasets.semantickitti_labels import CLASS_NAMES, NUM_CLASSES
-from kdseg.datasets.splits import split_frames
 from kdseg.errors import ConfigError
 from kdseg.evaluator import ConfusionMatrix
-from kdseg.guidance import FEATURES_2D, GuidanceStore
-from kdseg.io import atomic_open, write_json
-from kdseg.lidar_data import (
-    MIX_PARTNERS,
-    AugmentConfig,
-    FrameStore,
-    LidarBatches,
-    class_frequencies,
-)
-from kdseg.methods.base import build_method, method_class
+from kdseg.inputs import BoundInput, RunContext, bind_inputs
+from kdseg.io import atomic_open
+from kdseg.lidar_data import AugmentConfig, FrameStore, LidarBatches, class_frequencies
+from kdseg.lidar_eval import evaluate_network, evaluation_frames, inference_parity
+from kdseg.methods.base import Method, build_method, method_class
+from kdseg.options import build as build_options
+from kdseg.record import Environment, RunRecord
+from kdseg.run_folder import RUN_LOG, attempt_id, guard_resume
 from kdseg.scales import get_scale
 from kdseg.seeding import seed_everything
 from kdseg.segmenter import Segmenter, build_segmenter
 from kdseg.sparse import resolve_backend
-from kdseg.tracking import JsonlTracker, MultiTracker, Tracker
-from kdseg.trainer import OPERATIONAL_KEYS, Trainer, TrainerConfig
+from kdseg.tracking.base import MultiTracker, Tracker
+from kdseg.tracking.jsonl import ATTEMPT_TAG, JsonlTracker
+from kdseg.trainer import Trainer, TrainerConfig
+
+__all__ = ["evaluate_network", "evaluation_frames", "inference_parity", "train_run"]
 
 
-def evaluation_frames(root: str | Path, max_frames: int | None) -> list[tuple[str, int]]:
-    """Validation frames, evenly thinned to ``max_frames`` when given."""
-    frames = split_frames(root, "val")
-    if max_frames is not None and len(frames) > max_frames:
-        keep = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
-        frames = [frames[i] for i in keep]
-    return frames
-
-
-def evaluate_network(
-    net: Segmenter, store: FrameStore, frames: list[tuple[str, int]]
-) -> ConfusionMatrix:
-    """Confusion matrix of ``net`` over ``frames`` (dense ground truth, no augmentation)."""
-    cm = ConfusionMatrix(NUM_CLASSES)
-    device = next(net.parameters()).device
-    for frame in frames:
-        points, labels = store.get(frame, "eval")
-        pred = net.predict(torch.from_numpy(points).to(device))
-        cm.update(pred.cpu().numpy(), labels)
-    return cm
-
-
-def _timed_predict(net: Segmenter, cloud: torch.Tensor) -> float:
-    """Wall time (ms) of one ``net.predict(cloud)`` (CUDA synchronised)."""
-    cuda = cloud.device.type == "cuda"
-    if cuda:
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    net.predict(cloud)
-    if cuda:
-        torch.cuda.synchronize()
-    return 1000.0 * (time.perf_counter() - t0)
-
-
-def inference_parity(
-    net: Segmenter, store: FrameStore, frames: list[tuple[str, int]], repeats: int = 3
-) -> dict[str, float]:
-    """Parameters and latency of ``net`` against a Sup-only network of the same backbone.
-
-    The reference is a fresh segmenter of ``net``'s architecture (:meth:`Segmenter.spec`:
-    backbone, classes, voxel size or range image, coordinate scale; weights do not change the
-    cost of the network). Both predict the
-    same ``frames`` ``repeats`` times, interleaved in this process (which of the two goes first
-    alternates from one timed frame to the next), after one warm-up each; latencies are
-    medians, in ms.
-    """
-    device = next(net.parameters()).device
-    ref = build_segmenter(**net.spec()).to(device)
-    ref.eval()
-    clouds = [torch.from_numpy(store.get(f, "eval")[0]).to(device) for f in frames]
-    net.predict(clouds[0])
-    ref.predict(clouds[0])
-    times: dict[str, list[float]] = {"net": [], "ref": []}
-    for k, cloud in enumerate(clouds * repeats):
-        order = (("net", net), ("ref", ref)) if k % 2 == 0 else (("ref", ref), ("net", net))
-        for name, model in order:
-            times[name].append(_timed_predict(model, cloud))
-    n = sum(p.numel() for p in net.parameters())
-    n0 = sum(p.numel() for p in ref.parameters())
-    t, t0 = float(np.median(times["net"])), float(np.median(times["ref"]))
-    return {
-        "parameters": n,
-        "parameters_sup_only": n0,
-        "parameters_ratio": n / n0,
-        "latency_ms": t,
-        "latency_sup_only_ms": t0,
-        "latency_ratio": t / t0,
-        "frames": len(frames),
-        "repeats": repeats,
-    }
-
-
-def guard_resume(out: Path, checkpoint: Path, resolved: dict[str, Any]) -> bool:
-    """Decide whether the run in ``out`` resumes; make ``out`` belong to this configuration.
-
-    A run folder belongs to one configuration: the one last started in it, recorded in
-    ``out/run_config.json``. A checkpoint on disk is that of an interrupted run (a finished run
-    removes its own, :meth:`Trainer.fit`); it is resumed when it was written under the same
-    configuration (up to the trainer keys that do not change the numbers, such as
-    ``log_every``). A checkpoint of another configuration is discarded, with a note on stderr
-    naming what differs, and the run trains from scratch; so does a run without checkpoint, and
-    the training log of the earlier attempt is cleared. The previous results (``metrics.json``,
-    ``model.pt``) stay until the new ones replace them (atomically, at the end).
-
-    Returns:
-        True when the checkpoint is to be resumed.
-    """
-    path = out / "run_config.json"
-    current = json.loads(json.dumps(resolved, default=str))
-    resume = checkpoint.is_file()
-    if resume and path.is_file():
-        diff = _differences(_read_json(path), current)
-        if diff:
-            print(
-                f"{checkpoint}: discarding the checkpoint of another configuration (differs in "
-                f"{diff}); training from scratch",
-                file=sys.stderr,
+def method_options(
+    cls: type[Method], explicit: Mapping[str, Any], inputs: Mapping[str, BoundInput]
+) -> dict[str, Any]:
+    """The options of a run: ``explicit`` (scale defaults and the variant's options) plus the
+    options its inputs fix (:meth:`Method.options_from_inputs`); an explicit value that
+    contradicts an input is a ``ConfigError`` naming ``<method>.<key>``."""
+    opts = dict(explicit)
+    for key, value in cls.options_from_inputs(inputs).items():
+        if key in opts and opts[key] != value:
+            raise ConfigError(
+                f"{cls.name}.{key}",
+                f"is {opts[key]!r} but the run's inputs give {value!r} "
+                f"({', '.join(f'{n}: {b.record()}' for n, b in inputs.items())})",
             )
-            checkpoint.unlink()
-            resume = False
-    log = out / "train_log.jsonl"
-    if not resume and log.exists():
-        log.unlink()
-    write_json(path, current)
-    return resume
+        opts[key] = value
+    return opts
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``, or ``{}`` when it is unreadable (it then differs)."""
-    try:
-        obj = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return obj if isinstance(obj, dict) else {}
-
-
-def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Top-level keys whose values differ, ignoring the operational trainer keys."""
-
-    def numbers_only(config: dict[str, Any]) -> dict[str, Any]:
-        trainer = config.get("trainer")
-        if isinstance(trainer, dict):
-            trainer = {k: v for k, v in trainer.items() if k not in OPERATIONAL_KEYS}
-            return {**config, "trainer": trainer}
-        return config
-
-    a, b = numbers_only(saved), numbers_only(current)
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+def parity_reference(model: Method, net: Segmenter) -> tuple[Segmenter, str]:
+    """The network ``net``'s inference parity is measured against, and what it is: a fresh
+    network of ``net``'s spec, or the deployed network of ``Method.parity_reference`` built
+    with the run's options that it shares."""
+    name = type(model).parity_reference
+    if name is None:
+        return build_segmenter(**net.spec()), "network spec"
+    ref_cls = method_class(name)
+    known = {f.name for f in dataclasses.fields(ref_cls.Options)}
+    shared = {k: v for k, v in asdict(model.opts).items() if k in known}
+    return build_method(name, NUM_CLASSES, shared).inference_network(), f"method {name}"
 
 
 def train_run(
@@ -185,47 +86,28 @@ def train_run(
     augment_overrides: Mapping[str, Any] | None = None,
     tracker: Tracker | None = None,
     variant: str | None = None,
-    features_dir: str | Path | None = None,
+    inputs: Mapping[str, str | None] | None = None,
     schedule: float = 1.0,
 ) -> dict[str, Any]:
     """Train ``method`` on ``split`` and evaluate it on the validation sequences.
 
+    ``inputs``: ``{provider name: value}`` of ``kdseg train --input NAME=VALUE``; the inputs the
+    method ``requires`` are bound (:func:`kdseg.inputs.bind_inputs`), others are ignored.
     ``schedule``: multiplier of the scale's ``iterations`` and ``warmup_iters`` (rounded; e.g.
-    0.5 or 2 for a convergence study); explicit ``trainer_overrides`` win.
+    0.5 or 2 for a convergence study); explicit ``trainer_overrides`` win. ``tracker`` also
+    receives params and per-iteration losses (beside the local log); its owner finishes it.
 
-    ``features_dir``: the 2D feature cache (``kdseg features``) a method that requires
-    ``features_2d`` (IGNet) trains with; its width sets the method option ``feature_dim_2d``.
-    Returns the metrics dictionary that is also written to ``out_dir/metrics.json``. ``tracker``
-    receives params and per-iteration losses; its owner finishes it.
+    Returns the run record as written to ``out_dir/metrics.json``.
 
     Raises:
-        ConfigError: ``features_dir`` is missing for a method that requires 2D features, or the
-            cache's feature width contradicts an explicit ``feature_dim_2d``.
+        ConfigError: a required input is missing or contradicts an explicit option, an option
+            or setting is unknown or ill-typed.
     """
     out = Path(out_dir)
     run_scale = get_scale(scale)
-    opts = {**run_scale.method_defaults, **(options or {})}
-    guidance_info: dict[str, Any] = {}
-    if FEATURES_2D in method_class(method).requires:
-        if features_dir is None:
-            raise ConfigError(
-                "features_dir",
-                f"method {method!r} requires per-point 2D features ({FEATURES_2D!r}): give a "
-                "feature cache (kdseg train --features DIR, from `kdseg features`)",
-            )
-        cache = GuidanceStore(features_dir)  # fails early, naming the manifest
-        if opts.setdefault("feature_dim_2d", cache.feature_dim) != cache.feature_dim:
-            raise ConfigError(
-                f"{method}.feature_dim_2d",
-                f"is {opts['feature_dim_2d']} but the cache {features_dir} holds "
-                f"{cache.feature_dim}-channel features",
-            )
-        guidance_info = {
-            "features_dir": str(features_dir),
-            "teacher_sha256": cache.teacher_sha256,
-        }
-    else:
-        features_dir = None  # a cache given to a method that does not use it is not loaded
+    cls = method_class(method)
+    bound = bind_inputs(cls.requires, inputs or {}, RunContext(method, Path(data_root), split))
+    opts = method_options(cls, {**run_scale.method_defaults, **(options or {})}, bound)
     seed_everything(seed)  # the initial weights depend on the seed only
     model = build_method(method, NUM_CLASSES, opts)
     if not schedule > 0:
@@ -236,32 +118,19 @@ def train_run(
         if k in ("iterations", "warmup_iters")
     }
     tcfg = TrainerConfig.from_dict(
-        {
-            **run_scale.trainer,
-            **scheduled,
-            "seed": seed,
-            "ema_momentum": model.ema_momentum,
-            "ema_warmup": model.ema_warmup,
-            "ema_buffers": model.ema_buffers,
-            **(trainer_overrides or {}),
-        }
+        {**run_scale.trainer, **scheduled, "seed": seed, **(trainer_overrides or {})}
     )
-    try:
-        augment_cfg = AugmentConfig(**{**run_scale.augment, **(augment_overrides or {})})
-    except TypeError as exc:
-        raise ConfigError("augment", str(exc)) from None
+    augment_cfg = build_options(
+        AugmentConfig,
+        {**run_scale.augment, **(augment_overrides or {})},
+        prefix="augment.",
+        what="augmentation",
+    )
     model.total_iterations = tcfg.iterations
     store = FrameStore(data_root)
     n_lab, n_unl = model.opts.clouds_per_batch
     batches = LidarBatches(
-        store,
-        split,
-        labelled_per_batch=n_lab,
-        unlabelled_per_batch=n_unl,
-        seed=seed,
-        augment_cfg=augment_cfg,
-        features_dir=features_dir,
-        mix_partners=MIX_PARTNERS in type(model).requires,
+        store, split, n_lab, n_unl, seed=seed, augment_cfg=augment_cfg, inputs=list(bound.values())
     )
     if model.opts.class_weighting != "none":
         freq = class_frequencies(store, split.labelled, split.supervision, NUM_CLASSES)
@@ -274,8 +143,6 @@ def train_run(
         cms[id(net)] = cm = evaluate_network(net, store, val)
         return cm.compute().to_dict(CLASS_NAMES)
 
-    log = JsonlTracker(out / "train_log.jsonl")
-    trk = MultiTracker([log, tracker]) if tracker is not None else log
     resolved = {
         "method": method,
         "variant": variant or method,
@@ -295,16 +162,44 @@ def train_run(
         "clouds_per_batch": [n_lab, n_unl],
         "val_frames": len(val),
         "sparse_backend": resolve_backend(device=torch.device(tcfg.device)),
-        **({"guidance": guidance_info} if guidance_info else {}),
+        **({"inputs": {n: b.record() for n, b in bound.items()}} if bound else {}),
     }
-    trainer = Trainer(model, batches, tcfg, out, tracker=trk, evaluate=evaluate)
+    log = JsonlTracker(out / RUN_LOG)
+    trk = MultiTracker([log, tracker]) if tracker is not None else log
+    trainer = Trainer(model, batches, tcfg, out, tracker=trk, evaluate=evaluate, inputs=bound)
     resume = guard_resume(out, trainer.checkpoint_path, resolved)
+    attempt, new = attempt_id(out, resume)
+    env = Environment.current(tcfg.device, torch.__version__, torch.get_num_threads())
+    log.set_tags(({ATTEMPT_TAG: attempt} if new else {}) | env.tags())
+    try:
+        record = _train_and_record(model, trainer, store, val, cms, resolved, resume, run_scale)
+        record = dataclasses.replace(record, environment=env, attempt=attempt)
+        with atomic_open(out / "model.pt", "wb") as fh:
+            torch.save(model.inference_network().state_dict(), fh)
+        record.write(out / "metrics.json")
+    except BaseException as exc:
+        log.finish("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    log.finish("FINISHED")  # the caller owns `tracker` and finishes it
+    return record.to_dict()
+
+
+def _train_and_record(
+    model: Method,
+    trainer: Trainer,
+    store: FrameStore,
+    val: list[tuple[str, int]],
+    cms: dict[int, ConfusionMatrix],
+    resolved: dict[str, Any],
+    resume: bool,
+    run_scale: Any,
+) -> RunRecord:
+    """Fit, then measure the deployed network's parity; the run record (without environment)."""
     metrics = trainer.fit(resume=resume)
     net = model.inference_network().eval()
-    # one interleaved measurement gives the latency and the parity with a Sup-only network
-    parity = inference_parity(net, store, val[: run_scale.latency_frames])
-    latency = parity["latency_ms"]
-    params = sum(p.numel() for p in net.parameters())
+    # one interleaved measurement gives the latency and the parity with the reference network
+    ref, reference = parity_reference(model, net)
+    parity = inference_parity(net, ref, store, val[: run_scale.latency_frames], 3, reference)
     networks = {
         name: {
             "miou": metrics[f"{name}/miou"],
@@ -313,25 +208,17 @@ def train_run(
         }
         for name in model.evaluation_networks()
     }
-    result = {
-        "miou": metrics["miou"],
-        "accuracy": metrics["accuracy"],
-        "per_class_iou": {n: metrics[f"iou/{n}"] for n in CLASS_NAMES},
-        "confusion_matrix": cms[id(net)].matrix.tolist(),
-        "deployed": model.deployed,
-        "network": net.spec(),
-        "networks": networks,
-        "wall_time_s": metrics["wall_time_s"],
-        "parameters": params,
-        "inference_latency_ms": latency,
-        "config": resolved,
-        "parity": parity,
-    }
-    with atomic_open(out / "model.pt", "wb") as fh:
-        torch.save(net.state_dict(), fh)
-    write_json(out / "metrics.json", result)
-    logged = {"parameters": params, "inference_latency_ms": latency}
-    logged |= {f"parity/{k}": float(parity[k]) for k in ("parameters_ratio", "latency_ratio")}
-    trk.log_metrics(logged)
-    log.finish()  # the caller owns `tracker` and finishes it
-    return result
+    return RunRecord(
+        miou=metrics["miou"],
+        accuracy=metrics["accuracy"],
+        per_class_iou={n: metrics[f"iou/{n}"] for n in CLASS_NAMES},
+        confusion_matrix=cms[id(net)].matrix.tolist(),
+        deployed=model.deployed,
+        network=net.spec(),
+        networks=networks,
+        wall_time_s=metrics["wall_time_s"],
+        parameters=sum(p.numel() for p in net.parameters()),
+        inference_latency_ms=float(parity["latency_ms"]),
+        config=resolved,
+        parity=parity,
+    )

@@ -1,7 +1,9 @@
 """The one training loop of the suite (iteration-based; see docs/training.md).
 
-The Trainer owns the optimizer, LR schedule, gradient clipping, EMA teacher, seeding, checkpoints,
-progress bar and logging. A method only turns a batch into named, weighted loss terms.
+The Trainer owns the optimizer, LR schedule, gradient clipping, the teacher (built from the
+method's :meth:`teacher_spec`, :mod:`kdseg.teachers`), seeding, checkpoints, progress bar and
+logging. A method only turns a batch into named, weighted loss terms. Its settings are a
+:class:`~kdseg.trainer_config.TrainerConfig`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,18 +30,30 @@ from kdseg.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from kdseg.ema import EMA_BUFFERS, EmaTeacher, attach_teacher
+from kdseg.ema import attach_teacher
 from kdseg.errors import ConfigError, KdsegError
 from kdseg.interrupts import deferred_signals
-from kdseg.optim import build_optimizer, build_scheduler, check_optim_config
+from kdseg.optim import build_optimizer, build_scheduler
 from kdseg.seeding import capture_rng_state, restore_rng_state, seed_everything
-from kdseg.tracking import NullTracker, Tracker, flatten_params
+from kdseg.teachers import Teacher, TeacherSpec, build_teacher
+from kdseg.tracking.base import NullTracker, Tracker, flatten_params
+from kdseg.trainer_config import OPERATIONAL_KEYS, TrainerConfig
+
+__all__ = [
+    "OPERATIONAL_KEYS",
+    "NonFiniteLossError",
+    "TrainableMethod",
+    "Trainer",
+    "TrainerConfig",
+    "to_device",
+]
 
 
 class TrainableMethod(Protocol):
-    """What the Trainer needs from a method (an ``nn.Module`` subclass)."""
+    """What the Trainer needs from a method (an ``nn.Module`` subclass). Optional: a
+    ``teacher_spec() -> TeacherSpec | None`` method (no teacher without it) and the attribute
+    ``teacher`` the Trainer sets."""
 
-    ema_source: nn.Module | None
     teacher: nn.Module | None
 
     def training_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
@@ -53,96 +67,6 @@ class TrainableMethod(Protocol):
 
 class NonFiniteLossError(KdsegError, FloatingPointError):
     """A loss term was NaN or infinite; training stops before the bad update."""
-
-
-def _f(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
-# Fields that may change between a run and its resumption without changing its numbers.
-OPERATIONAL_KEYS = frozenset({"checkpoint_every", "log_every", "device", "progress"})
-
-
-@dataclass(frozen=True)
-class TrainerConfig:
-    """Hyper-parameters of one training run; validated on construction (``ConfigError``)."""
-
-    iterations: int = _f(1000, "number of optimizer steps of the run (iterations)")
-    optimizer: str = _f("adamw", "'adamw' or 'sgd'")
-    lr: float = _f(1e-3, "peak learning rate (per unit gradient)")
-    weight_decay: float = _f(1e-2, "decoupled (AdamW) or L2 (SGD) weight decay coefficient")
-    momentum: float = _f(0.9, "SGD momentum in [0, 1) (unused by AdamW)")
-    nesterov: bool = _f(False, "Nesterov momentum (SGD with momentum > 0 only)")
-    schedule: str = _f("constant", "LR schedule: 'constant', 'onecycle', 'cosine' or 'poly'")
-    warmup_iters: int = _f(0, "warm-up iterations (linear; onecycle: the cosine rise)")
-    min_lr: float = _f(0.0, "final learning rate of 'cosine' and 'poly' (absolute)")
-    div_factor: float = _f(25.0, "'onecycle' starts at lr / div_factor")
-    final_div_factor: float = _f(1e4, "'onecycle' ends at lr / (div_factor * final_div_factor)")
-    poly_power: float = _f(0.9, "exponent of the 'poly' schedule")
-    grad_clip: float | None = _f(None, "max global L2 norm of the gradients, None = no clipping")
-    ema_momentum: float | None = _f(None, "EMA teacher momentum m in [0, 1], None = no teacher")
-    ema_warmup: bool = _f(False, "SSLSS warm-up: m_k = min(1 - 1/(k+1), m) at update k")
-    ema_buffers: str = _f(
-        "own",
-        "EMA teacher buffers: 'own' (average parameters only; the teacher makes its targets in "
-        "train mode, BatchNorm on batch statistics, as mmdet3d's MeanTeacherHook with "
-        "skip_buffer=True, SSLSS and Tarvainen & Valpola) or 'ema' (average float buffers too and "
-        "make targets in eval mode with the averaged BatchNorm statistics)",
-    )
-    checkpoint_every: int = _f(1000, "save a checkpoint every N iterations (0 = only on exit)")
-    log_every: int = _f(50, "log losses, lr and iterations/second every N iterations")
-    seed: int = _f(0, "seed of python, numpy and torch, in [0, 2**32)")
-    device: str = _f("cpu", "torch device string, e.g. 'cpu', 'cuda', 'cuda:1'")
-    progress: bool = _f(True, "show a tqdm progress bar (only when stderr is a TTY)")
-
-    def __post_init__(self) -> None:
-        kinds = {"int": int, "float": (int, float), "bool": bool, "str": str}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            base, _, optional = str(f.type).partition(" | ")
-            if value is None and optional == "None":
-                continue
-            if isinstance(value, bool) != (base == "bool") or not isinstance(value, kinds[base]):
-                got = f"{type(value).__name__} {value!r}"
-                raise ConfigError(f.name, f"expected {f.type}, got {got}")
-        if self.iterations < 1:
-            raise ConfigError("iterations", f"must be >= 1, got {self.iterations}")
-        check_optim_config(self)
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ConfigError("grad_clip", f"must be > 0 or None, got {self.grad_clip}")
-        if self.ema_buffers not in EMA_BUFFERS:
-            raise ConfigError(
-                "ema_buffers", f"must be one of {EMA_BUFFERS}, got {self.ema_buffers!r}"
-            )
-        if self.ema_momentum is not None and not 0 <= self.ema_momentum <= 1:
-            raise ConfigError("ema_momentum", f"must be in [0, 1] or None, got {self.ema_momentum}")
-        if self.checkpoint_every < 0:
-            raise ConfigError("checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
-        if self.log_every < 1:
-            raise ConfigError("log_every", f"must be >= 1, got {self.log_every}")
-        if not 0 <= self.seed < 2**32:
-            raise ConfigError("seed", f"must be in [0, 2**32), got {self.seed}")
-        try:
-            torch.device(self.device)
-        except RuntimeError as exc:
-            raise ConfigError("device", f"not a torch device: {exc}") from None
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> TrainerConfig:
-        """Build from a mapping (e.g. a YAML section); unknown keys raise ``ConfigError``."""
-        known = {f.name for f in fields(cls)}
-        for key in values:
-            if key not in known:
-                raise ConfigError(str(key), f"unknown trainer key (known: {sorted(known)})")
-        return cls(**dict(values))
-
-    @classmethod
-    def help(cls) -> dict[str, str]:
-        """Field name -> help text (with units)."""
-        return {f.name: f.metadata["help"] for f in fields(cls)}
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
@@ -193,6 +117,7 @@ class Trainer:
         cfg: the run's hyper-parameters.
         out_dir: folder of the checkpoint (``checkpoint_last.pt``).
         tracker: receives params, losses, lr, iterations/second and final metrics.
+        inputs: the run's bound inputs (:mod:`kdseg.inputs`), for teachers that load from one.
         evaluate: ``evaluate(network) -> {name: value}``, called at the end with each network
             of ``method.evaluation_networks()`` (or the inference network alone) in eval mode
             under ``torch.no_grad()``.
@@ -206,6 +131,7 @@ class Trainer:
         out_dir: str | Path,
         tracker: Tracker | None = None,
         evaluate: Callable[[nn.Module], Mapping[str, float]] | None = None,
+        inputs: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(method, nn.Module):
             raise TypeError(f"method must be an nn.Module, got {type(method).__name__}")
@@ -219,8 +145,9 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.checkpoint_path = checkpoint_path(self.out_dir)
         self.tracker: Tracker = tracker if tracker is not None else NullTracker()
+        self.inputs = dict(inputs or {})
         self.step = 0
-        self.ema: EmaTeacher | None = None
+        self.teacher: Teacher | None = None
         self._elapsed_before = 0.0  # seconds spent by earlier sessions of a resumed run
         self._start = time.perf_counter()
         self._dirty = False  # True between optimizer.step() and the end of that iteration
@@ -231,15 +158,15 @@ class Trainer:
         cfg, method = self.cfg, self.method
         seed_everything(cfg.seed)
         method.to(self.device)
-        self.ema = None
         self._stateful = nn.ModuleDict({"method": method})  # modules whose buffers a step moves
-        if cfg.ema_momentum is not None:
-            source = getattr(method, "ema_source", None)
-            if not isinstance(source, nn.Module):
-                raise ConfigError("ema_momentum", "is set but method.ema_source is no nn.Module")
-            self.ema = EmaTeacher(source, cfg.ema_momentum, cfg.ema_warmup, cfg.ema_buffers)
-            attach_teacher(method, self.ema.teacher)
-            self._stateful["teacher"] = self.ema.teacher  # train-mode targets move its BN stats
+        spec_of = getattr(method, "teacher_spec", None)
+        spec: TeacherSpec | None = spec_of() if callable(spec_of) else None
+        self.teacher = build_teacher(spec, method, self.inputs)
+        if self.teacher is not None:
+            attach_teacher(method, self.teacher.network)
+            moving = self.teacher.moving_module  # e.g. train-mode targets move BN statistics
+            if moving is not None:
+                self._stateful["teacher"] = moving
         self.optimizer = build_optimizer(method.parameters(), cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg)
         self.step = 0
@@ -254,8 +181,8 @@ class Trainer:
         self.method.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        if self.ema is not None:
-            self.ema.load_state_dict(state["ema"])
+        if self.teacher is not None:
+            self.teacher.load_state_dict(state["ema"])
         restore_rng_state(state["rng"])
         self.step = int(state["step"])
         self._elapsed_before = float(state.get("elapsed_s", 0.0))
@@ -270,7 +197,7 @@ class Trainer:
                 "model": self.method.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
-                "ema": None if self.ema is None else self.ema.state_dict(),
+                "ema": None if self.teacher is None else self.teacher.state_dict(),
                 "rng": rng if rng is not None else capture_rng_state(),
                 "config": self.cfg.to_dict(),
                 "elapsed_s": self.elapsed_s(),
@@ -356,8 +283,8 @@ class Trainer:
                         logged["grad_norm"] = float(norm)
                     self.optimizer.step()
                     self.scheduler.step()
-                    if self.ema is not None:
-                        logged["ema_momentum"] = self.ema.update(method.ema_source)
+                    if self.teacher is not None:
+                        logged.update(self.teacher.after_step(method))
                     self.step = step + 1
                     self._dirty = False
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +19,12 @@ import yaml
 
 from kdseg.budgets import parse_budget
 from kdseg.errors import ConfigError
-from kdseg.guidance import FEATURES_2D
+from kdseg.jobs import Job, run_dir
 
+#: the input of IGNet's 2D teacher features (the ``ignet_figure`` needs a variant that uses it)
+FEATURES_2D = "features_2d"
 
-@dataclass(frozen=True, order=True)
-class Job:
-    """One training run of the DAG."""
-
-    dataset: str
-    variant: str
-    budget: str
-    seed: int
-
-    @property
-    def key(self) -> str:
-        """Stable identifier, e.g. ``street/lasermix/scans-10/seed0``."""
-        return f"{self.dataset}/{self.variant}/{self.budget}/seed{self.seed}"
+__all__ = ["Job"]
 
 
 def _key_path(path: Any) -> str:
@@ -61,19 +50,25 @@ def check_semantics(config: dict[str, Any]) -> None:
 
     if config["scale"] not in config["scales"]:
         raise ConfigError("scale", f"{config['scale']!r} is not one of {sorted(config['scales'])}")
+    from kdseg.inputs import check_settings
+
     for name, var in config["variants"].items():
         try:
             cls = method_class(var["method"])
-        except ConfigError:
-            raise ConfigError(
-                f"variants.{name}.method", f"unknown method {var['method']!r}"
-            ) from None
+        except ConfigError as exc:
+            raise ConfigError(f"variants.{name}.method", exc.problem) from None
         try:
             parse_options(cls, var.get("options") or {})
         except ConfigError as exc:
             raise ConfigError(
                 f"variants.{name}.options.{exc.key.split('.', 1)[-1]}", exc.problem
             ) from None
+        check_settings(name, cls.requires, var.get("inputs"))
+        for key, teacher in _input_variants(config, name).items():
+            if teacher not in config["variants"]:
+                raise ConfigError(f"variants.{name}.inputs.{key}", f"unknown variant {teacher!r}")
+            if teacher == name:
+                raise ConfigError(f"variants.{name}.inputs.{key}", "names the variant itself")
     for name, study in config["studies"].items():
         where = f"studies.{name}"
         if study["dataset"] not in config["datasets"]:
@@ -158,6 +153,53 @@ def variant_requires(config: dict[str, Any], variant: str) -> frozenset[str]:
     return method_class(config["variants"][variant]["method"]).requires
 
 
+def _input_variants(config: dict[str, Any], variant: str) -> dict[str, str]:
+    """``{input.key: variant}`` of the inputs settings that name another variant's run."""
+    settings = config["variants"][variant].get("inputs") or {}
+    return {
+        f"{name}.variant": str(block["variant"])
+        for name, block in settings.items()
+        if isinstance(block, dict) and "variant" in block
+    }
+
+
+def train_inputs(config: dict[str, Any], job: Job) -> dict[str, dict[str, str]]:
+    """``{input: {key: path}}``: the rule outputs the training job needs for its method's
+    inputs (:func:`kdseg.inputs.job_inputs`; e.g. the 2D feature cache, a teacher's run)."""
+    from kdseg.inputs import job_inputs
+
+    var = config["variants"][job.variant]
+    names = variant_requires(config, job.variant)
+    return job_inputs(config, config["scale"], job, names, var.get("inputs") or {})
+
+
+def train_input_args(config: dict[str, Any], job: Job) -> list[str]:
+    """The ``kdseg train --input NAME=VALUE`` arguments of a training job."""
+    from kdseg.inputs import cli_args
+
+    return cli_args(train_inputs(config, job))
+
+
+def track_jobs(config: dict[str, Any], study: str) -> list[dict[str, Any]]:
+    """What the study's tracking job logs (``kdseg track --jobs-json``): every run of the
+    study with its job key and the tags ``rule`` and ``variant_fingerprint``."""
+    jobs = study_jobs(config, study)
+    prints = {v: variant_fingerprint(config, v) for v in {job.variant for job in jobs}}
+    return [
+        {
+            "run_dir": run_folder(config, job),
+            "job_key": job.key,
+            "tags": {"rule": "train", "variant_fingerprint": prints[job.variant]},
+        }
+        for job in jobs
+    ]
+
+
+def run_folder(config: dict[str, Any], job: Job) -> str:
+    """The run folder of ``job`` at the active scale."""
+    return run_dir(config["scale"], job)
+
+
 def teacher_args(config: dict[str, Any], dataset: str) -> list[str]:
     """``kdseg teacher`` arguments of a dataset: adopt its checkpoint, or train at the scale."""
     ds = config["datasets"][dataset]
@@ -200,21 +242,15 @@ def study_jobs(config: dict[str, Any], study: str) -> list[Job]:
     )
 
 
-def home_study(config: dict[str, Any], job: Job) -> str:
-    """The first study (config order) that needs ``job``: its MLflow experiment."""
-    for name in config["studies"]:
-        if job in study_jobs(config, name):
-            return name
-    raise ConfigError("studies", f"no study needs job {job.key}")
-
-
 def variant_fingerprint(config: dict[str, Any], variant: str) -> str:
-    """Hash of what defines a variant's runs (method, options, schedule); a change reruns only
-    them."""
+    """Hash of what defines a variant's runs (method, options, schedule, input settings); a
+    change reruns only them."""
     var = config["variants"][variant]
     blob = {"method": var["method"], "options": var.get("options") or {}}
     if var.get("schedule", 1.0) != 1.0:
         blob["schedule"] = var["schedule"]
+    if var.get("inputs"):
+        blob["inputs"] = var["inputs"]
     blob = json.dumps(blob, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -1,13 +1,18 @@
 """The method interface and the method registry.
 
-A method is one file in ``methods/`` holding a :class:`Method` subclass decorated with
-:func:`register_method`. It builds its networks, declares the extra inputs it needs, turns a
-batch into named loss terms and names the network used at inference. It never opens files,
-loops over epochs or talks to MLflow: the Trainer, the data pipeline and the Tracker do.
+A method is one file holding a :class:`Method` subclass decorated with :func:`register_method`
+(in ``methods/``, in an installed package that declares it in the ``kdseg.methods`` entry-point
+group, or anywhere importable and named ``package.module:Class`` by a variant). It builds its
+networks, declares the inputs it needs (``requires``: names of :mod:`kdseg.inputs` providers) and
+its teacher (:meth:`Method.teacher_spec`: an EMA of its student or a frozen network, built by the
+Trainer), turns a batch into named loss terms and names the network used at inference. It never
+opens files, loops over epochs or talks to MLflow: the Trainer, the data pipeline and the
+tracking job do.
 
 Options: every method has a frozen ``Options`` dataclass; each field is one named choice
-(papers' hyper-parameters and our [DESIGN] decisions), with its help text in the field metadata.
-A config entry may override any of them; unknown or ill-typed keys are a ``ConfigError``.
+(papers' hyper-parameters and our [DESIGN] decisions), with its help text (:func:`option`). A
+config entry may override any of them; unknown or ill-typed keys are a ``ConfigError``
+(:func:`kdseg.options.build`, the same rules as every other settings block).
 """
 
 from __future__ import annotations
@@ -25,12 +30,25 @@ from torch import nn
 
 from kdseg.errors import ConfigError
 from kdseg.losses import CLASS_WEIGHTINGS, class_weights
+from kdseg.options import build as build_options
+from kdseg.options import helps, option
+from kdseg.registry import Registry
 from kdseg.segmenter import Segmenter, build_segmenter
+from kdseg.teachers import TeacherSpec
 
-
-def option(default: Any, help: str) -> Any:
-    """A method option with its help text (use inside ``Options`` dataclasses)."""
-    return dataclasses.field(default=default, metadata={"help": help})
+__all__ = [
+    "METHODS",
+    "Method",
+    "Options",
+    "TeacherSpec",
+    "build_method",
+    "list_methods",
+    "method_class",
+    "option",
+    "options_help",
+    "parse_options",
+    "register_method",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,15 +107,20 @@ class Method(nn.Module, abc.ABC):
 
     Class attributes:
         name: the registry name (set by :func:`register_method`).
-        requires: extra inputs the data pipeline must provide beyond the clouds
-            (e.g. ``{"image"}``, ``{"features_2d"}``); empty for pure LiDAR methods.
+        requires: inputs the run must provide beyond the clouds, by provider name
+            (:data:`kdseg.inputs.PROVIDERS`: ``features_2d``, ``mix_partners``,
+            ``teacher_checkpoint``, ...); empty for pure LiDAR methods. Batches then carry their
+            ``extras``; a frozen teacher reads ``teacher_checkpoint``.
         Options: the options dataclass.
-        ema_momentum: EMA momentum of the teacher the Trainer maintains, or ``None``.
+        parity_reference: the registered method whose deployed network (built with this run's
+            shared options) is the inference-parity reference; ``None`` (default): a fresh
+            network of the deployed network's own spec (what Sup-only deploys).
     """
 
     name: ClassVar[str] = ""
     requires: ClassVar[frozenset[str]] = frozenset()
     Options: ClassVar[type[Options]] = Options
+    parity_reference: ClassVar[str | None] = None
 
     def __init__(self, opts: Options, num_classes: int) -> None:
         super().__init__()
@@ -113,7 +136,7 @@ class Method(nn.Module, abc.ABC):
             fov_up_deg=opts.fov_up_deg,
             fov_down_deg=opts.fov_down_deg,
         )
-        self.teacher: nn.Module | None = None  # set by the Trainer when ema_momentum is not None
+        self.teacher: nn.Module | None = None  # set by the Trainer (teacher_spec)
         self.total_iterations: int | None = None  # set by the run before training (schedules)
         self.register_buffer("class_weight", torch.ones(num_classes), persistent=True)
 
@@ -130,25 +153,18 @@ class Method(nn.Module, abc.ABC):
         weight = None if self.opts.class_weighting == "none" else self.class_weight
         return supervised_terms(self.opts, logits, labels, weight)
 
-    @property
-    def ema_source(self) -> nn.Module | None:
-        """The network whose EMA the Trainer maintains as ``self.teacher`` (None = no teacher)."""
-        return self.student if self.ema_momentum is not None else None
-
-    @property
-    def ema_momentum(self) -> float | None:
-        """Momentum of the EMA teacher the Trainer should maintain (``None`` = no teacher)."""
+    def teacher_spec(self) -> TeacherSpec | None:
+        """The teacher the Trainer builds and sets as ``self.teacher`` before the first step
+        (:mod:`kdseg.teachers`): ``TeacherSpec("ema", {...})`` for an EMA of the student,
+        ``TeacherSpec("frozen")`` for a network loaded from the ``teacher_checkpoint`` input
+        (then ``requires`` must name it); ``None`` (default): no teacher."""
         return None
 
-    @property
-    def ema_warmup(self) -> bool:
-        """Whether the teacher's momentum warms up as ``min(1 - 1/(k+1), m)``."""
-        return False
-
-    @property
-    def ema_buffers(self) -> str:
-        """How the EMA teacher treats buffers (:data:`kdseg.ema.EMA_BUFFERS`)."""
-        return "own"
+    @classmethod
+    def options_from_inputs(cls, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Options that the run's bound inputs fix (e.g. a feature width); an explicit option
+        that contradicts one is a ``ConfigError``. Default: none."""
+        return {}
 
     @abc.abstractmethod
     def training_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
@@ -156,9 +172,10 @@ class Method(nn.Module, abc.ABC):
 
     def evaluation_networks(self) -> dict[str, Segmenter]:
         """Every network worth evaluating: ``{"student": ...}`` plus ``{"teacher": ...}`` once
-        the Trainer has attached an EMA teacher."""
+        the Trainer has attached an EMA teacher (a frozen teacher was scored by its own run)."""
         nets: dict[str, Segmenter] = {"student": self.student}
-        if isinstance(self.teacher, Segmenter):
+        spec = self.teacher_spec()
+        if spec is not None and spec.kind == "ema" and isinstance(self.teacher, Segmenter):
             nets["teacher"] = self.teacher
         return nets
 
@@ -173,22 +190,6 @@ class Method(nn.Module, abc.ABC):
 
 
 M = TypeVar("M", bound=type[Method])
-_REGISTRY: dict[str, type[Method]] = {}
-
-
-def register_method(name: str) -> Callable[[M], M]:
-    """Class decorator: register a :class:`Method` subclass under ``name``."""
-
-    def decorate(cls: M) -> M:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"method {name!r} is registered twice")
-        if not issubclass(cls, Method):
-            raise TypeError(f"{cls.__name__} must subclass kdseg.methods.base.Method")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorate
 
 
 def _discover() -> None:
@@ -200,57 +201,61 @@ def _discover() -> None:
             importlib.import_module(f"kdseg.methods.{info.name}")
 
 
+def _check_method(name: str, cls: Any) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise TypeError(f"method {name!r} ({cls!r}) must subclass kdseg.methods.base.Method")
+    if not cls.__dict__.get("name"):  # loaded by entry point or path without the decorator
+        cls.name = name
+
+
+METHODS: Registry[type[Method]] = Registry(
+    "method",
+    "method",
+    discover=_discover,
+    entry_points="kdseg.methods",
+    allow_paths=True,
+    check=_check_method,
+)
+"""Built-in methods (``methods/``), the ``kdseg.methods`` entry-point group and
+``package.module:Class`` paths."""
+
+
+def register_method(name: str) -> Callable[[M], M]:
+    """Class decorator: register a :class:`Method` subclass under ``name``."""
+
+    def decorate(cls: M) -> M:
+        _check_method(name, cls)
+        cls.name = name
+        return METHODS.register(name, cls)
+
+    return decorate
+
+
 def list_methods() -> list[str]:
-    """Names of all registered methods, sorted."""
-    _discover()
-    return sorted(_REGISTRY)
+    """Names of all registered methods (entry points included), sorted."""
+    return METHODS.names()
 
 
 def method_class(name: str) -> type[Method]:
-    """The registered class of ``name``; ``ConfigError`` listing the known names otherwise."""
-    _discover()
-    if name not in _REGISTRY:
-        raise ConfigError("method", f"unknown method {name!r}; registered: {sorted(_REGISTRY)}")
-    return _REGISTRY[name]
+    """The class of ``name`` (registered, entry point or ``module:Class``); ``ConfigError``
+    listing the known names otherwise."""
+    return METHODS.get(name)
 
 
 def parse_options(cls: type[Method], overrides: Mapping[str, Any]) -> Options:
-    """Build ``cls.Options`` from ``overrides``; unknown keys or wrong types raise ConfigError."""
-    fields = {f.name: f for f in dataclasses.fields(cls.Options)}
-    for key, value in overrides.items():
-        if key not in fields:
-            raise ConfigError(
-                f"{cls.name}.{key}", f"unknown option; {cls.name} has {sorted(fields)}"
-            )
-        default = fields[key].default
-        ok = (
-            value is None
-            or default is None
-            or isinstance(value, type(default))
-            or (
-                isinstance(default, float)
-                and isinstance(value, int)
-                and not isinstance(value, bool)
-            )
-        )
-        if not ok or (
-            isinstance(default, int | float)
-            and isinstance(value, bool) != isinstance(default, bool)
-        ):
-            raise ConfigError(
-                f"{cls.name}.{key}", f"expected {type(default).__name__}, got {value!r}"
-            )
-    return cls.Options(**dict(overrides))
+    """Build ``cls.Options`` from ``overrides``; unknown keys or wrong types raise ConfigError
+    naming ``<method>.<key>``."""
+    return build_options(
+        cls.Options, overrides, prefix=f"{cls.name}.", what=f"option of {cls.name}"
+    )
 
 
 def build_method(name: str, num_classes: int, options: Mapping[str, Any] | None = None) -> Method:
-    """Instantiate the registered method ``name`` with option overrides."""
+    """Instantiate the method ``name`` with option overrides."""
     cls = method_class(name)
     return cls(parse_options(cls, options or {}), num_classes)
 
 
 def options_help(name: str) -> dict[str, str]:
     """Option name -> help text of a registered method."""
-    return {
-        f.name: f.metadata.get("help", "") for f in dataclasses.fields(method_class(name).Options)
-    }
+    return helps(method_class(name).Options)

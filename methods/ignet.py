@@ -24,12 +24,15 @@ import torch
 from torch import nn
 
 from kdseg.errors import ConfigError
-from kdseg.guidance import FEATURES_2D
-from kdseg.lidar_data import MIX_PARTNERS, Cloud, LidarBatch
-from kdseg.losses import feature_distillation, one_way_info_nce, softmax_mse
+from kdseg.lidar_data import Cloud, LidarBatch
+from kdseg.losses import feature_distillation, one_way_info_nce
+from kdseg.teachers import TeacherSpec
 
 from .base import option, register_method
 from .mean_teacher import MeanTeacher, MeanTeacherOptions
+
+FEATURES_2D = "features_2d"  # the input: extras features_2d (N, C), valid_2d (N,), pred_2d (N,)
+MIX_PARTNERS = "mix_partners"  # the input: extras["partner"], another scan
 
 FD_LOSSES = ("mse", "cosine")
 
@@ -162,37 +165,32 @@ def rotate_z(points: torch.Tensor, theta: float) -> torch.Tensor:
     return out
 
 
+def has_guidance(cloud: Cloud) -> bool:
+    """Whether the cloud carries the 2D guidance extras (``features_2d`` input)."""
+    return "features_2d" in cloud.extras and "valid_2d" in cloud.extras
+
+
 def fov_mix(a: Cloud, b: Cloud, theta: float) -> Cloud:
-    """FOVMix: A's in-image points (with labels and guidance) rotated by ``theta`` about z,
-    pasted into B after removing B's points inside A's rotated camera frustum.
+    """FOVMix: A's in-image points (with labels and every per-point extra, the guidance
+    included) rotated by ``theta`` about z, pasted into B after removing B's points inside A's
+    rotated camera frustum.
 
     Returns a cloud with B's kept points first (in order), then A's pasted points (in order);
     ``frame`` is B's. Both clouds need their guidance; B is returned unchanged when A has no
     in-image point.
     """
-    if not (a.has_guidance and b.has_guidance):
+    if not (has_guidance(a) and has_guidance(b)):
         raise ValueError(f"fov_mix needs 2D guidance on both clouds ({a.frame}, {b.frame})")
     if a.frame == b.frame:
         raise ValueError(f"fov_mix mixes two different scans, got {a.frame} twice")
-    assert a.valid_2d is not None and b.valid_2d is not None
-    frustum = camera_frustum(a.points, a.valid_2d)
+    valid_a = a.extras["valid_2d"]
+    frustum = camera_frustum(a.points, valid_a)
     if frustum is None:
         return b
     keep = ~in_frustum(b.points, frustum.rotated(theta))
-    take = a.valid_2d
-
-    def cat(x: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor:
-        assert x is not None and y is not None
-        return torch.cat([x[keep], y[take]])
-
-    return Cloud(
-        points=torch.cat([b.points[keep], rotate_z(a.points[take], theta)]),
-        labels=cat(b.labels, a.labels),
-        frame=b.frame,
-        features_2d=cat(b.features_2d, a.features_2d),
-        valid_2d=cat(b.valid_2d, a.valid_2d),
-        pred_2d=cat(b.pred_2d, a.pred_2d),
-    )
+    pasted = a.select(valid_a)
+    pasted.points = rotate_z(pasted.points, theta)
+    return Cloud.concat([b.select(keep), pasted], b.frame)
 
 
 # ----------------------------------------------------------------------------------- method
@@ -208,10 +206,14 @@ class IGNet(MeanTeacher):
         super().__init__(opts, num_classes)
         self.head = guidance_head(self.student.feat_channels, opts.feature_dim_2d, opts.head_hidden)
 
-    @property
-    def ema_momentum(self) -> float | None:
+    @classmethod
+    def options_from_inputs(cls, inputs: dict) -> dict:
+        """``feature_dim_2d``: the width of the feature cache."""
+        return {"feature_dim_2d": inputs[FEATURES_2D].feature_dim}
+
+    def teacher_spec(self) -> TeacherSpec | None:
         """The EMA teacher exists only while the consistency term is on."""
-        return self.opts.ema_momentum if self.opts.consistency_weight > 0 else None
+        return super().teacher_spec() if self.opts.consistency_weight > 0 else None
 
     def fovmix(self, clouds: list[Cloud]) -> list[Cloud]:
         """Each cloud, with probability ``fovmix_prob``, replaced by ``fov_mix(partner, cloud,
@@ -220,14 +222,15 @@ class IGNet(MeanTeacher):
         the Trainer)."""
         out = []
         for cloud in clouds:
-            if cloud.partner is None:
+            partner = cloud.extras.get("partner")
+            if partner is None:
                 raise ConfigError(
                     "ignet.fovmix_prob",
-                    f"FOVMix needs a partner scan for {cloud.frame} (batches with mix_partners)",
+                    f"FOVMix needs a partner scan for {cloud.frame} (input {MIX_PARTNERS})",
                 )
             if float(torch.rand(())) < self.opts.fovmix_prob:
                 theta = 2.0 * math.pi * float(torch.rand(()))
-                cloud = fov_mix(cloud.partner, cloud, theta)
+                cloud = fov_mix(partner, cloud, theta)
             out.append(cloud)
         return out
 
@@ -257,11 +260,11 @@ class IGNet(MeanTeacher):
     def training_step(self, batch: LidarBatch, step: int) -> dict[str, torch.Tensor]:
         o = self.opts
         for cloud in batch.labelled + batch.unlabelled:
-            if not cloud.has_guidance:
+            if not has_guidance(cloud):
                 raise ConfigError(
-                    "features_dir",
-                    f"ignet needs per-point 2D guidance ('{FEATURES_2D}'); cloud {cloud.frame} "
-                    "has none (train with a feature cache: kdseg train --features DIR)",
+                    f"inputs.{FEATURES_2D}",
+                    f"ignet needs per-point 2D guidance; cloud {cloud.frame} has none (train "
+                    f"with a feature cache: kdseg train --input {FEATURES_2D}=DIR)",
                 )
         labelled, unlabelled = list(batch.labelled), list(batch.unlabelled)
         if o.fovmix_prob > 0:
@@ -273,16 +276,11 @@ class IGNet(MeanTeacher):
         labels = torch.cat([c.labels for c in labelled])
         terms = self.supervised(out.logits[:n_lab], labels)
         if o.consistency_weight > 0:
-            if self.teacher is None:
-                raise RuntimeError("ignet needs the Trainer's EMA teacher (consistency_weight > 0)")
-            with torch.no_grad():
-                teacher_logits = self.teacher(points, layout=out.layout).logits
-            terms["consistency"] = self.consistency_weight(step) * softmax_mse(
-                out.logits, teacher_logits
-            )
+            teacher_logits = self.teacher_logits(points, out.layout)
+            terms["consistency"] = self.consistency(out.logits, teacher_logits, step)
         if o.fd_weight > 0 or o.contrastive_weight > 0:
-            valid = torch.cat([c.valid_2d for c in clouds])  # type: ignore[misc]
-            f2d = torch.cat([c.features_2d for c in clouds])  # type: ignore[misc]
+            valid = torch.cat([c.extras["valid_2d"] for c in clouds])
+            f2d = torch.cat([c.extras["features_2d"] for c in clouds])
             if f2d.shape[1] != o.feature_dim_2d:
                 raise ConfigError(
                     "ignet.feature_dim_2d",
@@ -292,12 +290,20 @@ class IGNet(MeanTeacher):
             if o.fd_weight > 0:
                 terms["fd"] = o.fd_weight * feature_distillation(g, f2d[valid], o.fd_loss)
             if o.contrastive_weight > 0:
-                pred = torch.cat([c.pred_2d for c in clouds])[valid]  # type: ignore[misc]
-                counts = [int(c.valid_2d.sum()) for c in clouds]  # type: ignore[union-attr]
+                pred = torch.cat([c.extras["pred_2d"] for c in clouds])[valid]
+                counts = [int(c.extras["valid_2d"].sum()) for c in clouds]
                 terms["contrastive"] = o.contrastive_weight * self.contrastive(
                     g, f2d[valid], pred, counts
                 )
         return terms
 
 
-__all__ = ["IGNet", "IGNetOptions", "camera_frustum", "fov_mix", "in_frustum", "rotate_z"]
+__all__ = [
+    "IGNet",
+    "IGNetOptions",
+    "camera_frustum",
+    "fov_mix",
+    "has_guidance",
+    "in_frustum",
+    "rotate_z",
+]

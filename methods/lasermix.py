@@ -20,7 +20,7 @@ import math
 import torch
 
 from kdseg.lidar_data import Cloud, LidarBatch
-from kdseg.losses import confident_pseudo_labels, softmax_mse
+from kdseg.losses import confident_pseudo_labels
 
 from .base import option, register_method
 from .mean_teacher import MeanTeacher, MeanTeacherOptions
@@ -77,9 +77,9 @@ class LaserMix(MeanTeacher):
     opts: LaserMixOptions
 
     def training_step(self, batch: LidarBatch, step: int) -> dict[str, torch.Tensor]:
-        if self.teacher is None:
-            raise RuntimeError("lasermix needs the Trainer's EMA teacher (ema_momentum set)")
         o = self.opts
+        if self.teacher is None:
+            raise RuntimeError("lasermix needs the Trainer's EMA teacher (teacher_spec)")
         with torch.no_grad():
             t_out = self.teacher([c.points for c in batch.labelled + batch.unlabelled])
         t_logits = t_out.split(t_out.logits)
@@ -102,9 +102,7 @@ class LaserMix(MeanTeacher):
         labels = torch.cat([c.labels for c in batch.labelled])
         terms = self.supervised(torch.cat(s_logits[:n_lab]), labels)
         n_plain = n_lab + len(batch.unlabelled)
-        terms["consistency"] = self.consistency_weight(step) * softmax_mse(
-            torch.cat(s_logits[:n_plain]), t_out.logits
-        )
+        terms["consistency"] = self.consistency(torch.cat(s_logits[:n_plain]), t_out.logits, step)
         if mixes:
             mix_logits = torch.cat(s_logits[n_plain:])
             mix_labels = torch.cat([m.labels for m in mixes])

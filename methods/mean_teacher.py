@@ -17,6 +17,7 @@ from kdseg.ema import EMA_BUFFERS
 from kdseg.errors import ConfigError
 from kdseg.lidar_data import LidarBatch
 from kdseg.losses import softmax_mse
+from kdseg.teachers import TeacherSpec
 
 from .base import Method, Options, option, register_method
 
@@ -68,17 +69,12 @@ class MeanTeacher(Method):
     Options = MeanTeacherOptions
     opts: MeanTeacherOptions
 
-    @property
-    def ema_momentum(self) -> float | None:
-        return self.opts.ema_momentum
-
-    @property
-    def ema_warmup(self) -> bool:
-        return self.opts.ema_warmup
-
-    @property
-    def ema_buffers(self) -> str:
-        return self.opts.ema_buffers
+    def teacher_spec(self) -> TeacherSpec | None:
+        """The EMA of the student (momentum, warm-up and buffer semantics from the options)."""
+        o = self.opts
+        return TeacherSpec(
+            "ema", {"momentum": o.ema_momentum, "warmup": o.ema_warmup, "buffers": o.ema_buffers}
+        )
 
     @property
     def deployed(self) -> str:
@@ -93,18 +89,30 @@ class MeanTeacher(Method):
         t = min(step / ramp, 1.0)
         return self.opts.consistency_weight * math.exp(-5.0 * (1.0 - t) ** 2)
 
-    def training_step(self, batch: LidarBatch, step: int) -> dict[str, torch.Tensor]:
+    def teacher_logits(self, points: list[torch.Tensor], layout: object = None) -> torch.Tensor:
+        """The EMA teacher's logits ``(sum N_b, K)`` on ``points`` (no gradient); ``layout``:
+        the student's input layout of the same clouds (built once, reused)."""
         if self.teacher is None:
-            raise RuntimeError("mean_teacher needs the Trainer's EMA teacher (ema_momentum set)")
+            raise RuntimeError(f"{self.name} needs the Trainer's EMA teacher (teacher_spec)")
+        with torch.no_grad():
+            return self.teacher(points, layout=layout).logits
+
+    def consistency(
+        self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, step: int
+    ) -> torch.Tensor:
+        """The consistency term: the ramped weight (:meth:`consistency_weight`) times the MSE of
+        the student's and teacher's softmax, both ``(M, K)`` logits of the same points."""
+        return self.consistency_weight(step) * softmax_mse(student_logits, teacher_logits)
+
+    def training_step(self, batch: LidarBatch, step: int) -> dict[str, torch.Tensor]:
         clouds = batch.labelled + batch.unlabelled
         points = [c.points for c in clouds]
+        if self.teacher is None:
+            raise RuntimeError(f"{self.name} needs the Trainer's EMA teacher (teacher_spec)")
         out = self.student(points)
         n_lab = int(out.offsets[len(batch.labelled)])
         labels = torch.cat([c.labels for c in batch.labelled])
         terms = self.supervised(out.logits[:n_lab], labels)
-        with torch.no_grad():
-            teacher_logits = self.teacher(points, layout=out.layout).logits
-        terms["consistency"] = self.consistency_weight(step) * softmax_mse(
-            out.logits, teacher_logits
-        )
+        teacher_logits = self.teacher_logits(points, out.layout)
+        terms["consistency"] = self.consistency(out.logits, teacher_logits, step)
         return terms

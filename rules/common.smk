@@ -1,4 +1,6 @@
-# Configuration loading, validation (before any job runs) and path helpers.
+# Configuration loading, validation (before any job runs) and path helpers. Every path and name
+# comes from kdseg.jobs (the one place that names the workflow's outputs) and every input of a
+# training job from its method's input providers (kdseg.inputs): no rule names a method.
 import json
 import os
 import shlex
@@ -7,20 +9,21 @@ from pathlib import Path
 
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from kdseg.guidance import FEATURES_2D
+from kdseg import jobs
 from kdseg.scales import get_scale
 from kdseg.workflow import (
+    FEATURES_2D,
     dataset_root,
-    home_study,
     scale_settings,
     split_seed,
     study_jobs,
     study_definition,
-    study_seeds,
     teacher_args,
     teacher_source_root,
+    track_jobs,
+    train_input_args,
+    train_inputs,
     validate_config,
-    variant_fingerprint,
     variant_requires,
     Job,
 )
@@ -30,14 +33,12 @@ validate_config(config, workflow.source_path("../config/schema.yaml"))
 SCALE = config["scale"]
 SETTINGS = scale_settings(config)
 STUDIES = list(config["studies"])
-RESULTS = f"results/{SCALE}"
-LOGS = f"logs/{SCALE}"
+RESULTS = jobs.RESULTS.format(scale=SCALE)
+LOGS = jobs.LOGS.format(scale=SCALE)
 # Under --use-conda the rules run in envs/kdseg.yaml; otherwise in the interpreter running Snakemake.
 USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 KDSEG = "python -m kdseg.cli" if USE_CONDA else f"{sys.executable} -m kdseg.cli"
-MLFLOW_URI = config.get("mlflow_uri") or os.environ.get(
-    "MLFLOW_TRACKING_URI", f"sqlite:///{Path('results/mlflow.db').resolve()}"
-)
+MLFLOW_URI = jobs.tracking_uri(config.get("mlflow_uri"))
 SCHEDULE_ITERATIONS = get_scale(SETTINGS["train_scale"]).trainer["iterations"]
 DATASETS = list(config["datasets"])
 VARIANTS = list(config["variants"])
@@ -46,9 +47,19 @@ VARIANTS = list(config["variants"])
 wildcard_constraints:
     dataset="|".join(DATASETS),
     variant="|".join(VARIANTS),
-    budget=r"full|scribbles|scans-[0-9]+(\.[0-9]+)?",
-    seed=r"[0-9]+",
+    budget=jobs.BUDGET_PATTERN,
+    seed=jobs.SEED_PATTERN,
     study="|".join(STUDIES),
+
+
+def path(template, **values):
+    """A kdseg.jobs template filled for the active scale."""
+    return jobs.fill(template, scale=SCALE, **values)
+
+
+def pattern(template):
+    """A kdseg.jobs template as a rule's wildcard pattern at the active scale."""
+    return jobs.pattern(template, SCALE)
 
 
 def data_root(dataset):
@@ -56,11 +67,11 @@ def data_root(dataset):
 
 
 def experiment_name(study):
-    return f"kdseg/{SCALE}/{study}"
+    return jobs.experiment_name(SCALE, study)
 
 
 def run_dir(job):
-    return f"{RESULTS}/runs/{job.dataset}/{job.variant}/{job.budget}/seed{job.seed}"
+    return jobs.run_dir(SCALE, job)
 
 
 def metrics_of(study):
@@ -74,7 +85,9 @@ def study_metrics(wildcards):
 def split_file(wildcards):
     """The split a run trains on (split_policy: one fixed file per budget, or one per seed)."""
     seed = split_seed(config, int(wildcards.seed))
-    return f"{RESULTS}/splits/{wildcards.dataset}/{wildcards.budget}/seed{seed}.json"
+    return path(
+        jobs.SPLIT_FILE, dataset=wildcards.dataset, budget=wildcards.budget, seed=seed
+    )
 
 
 def job_of(wildcards):
@@ -93,18 +106,22 @@ def study_json(wildcards):
     return json.dumps(study_definition(config, wildcards.study))
 
 
+def track_jobs_json(wildcards):
+    return json.dumps(track_jobs(config, wildcards.study))
+
+
 def reported_csv(wildcards):
     path = config.get("reported_numbers")
     return path if config["data"] == "real" and path else "none"
 
 
 def teacher_dir(dataset):
-    return f"{RESULTS}/teacher2d/{dataset}"
+    return path(jobs.TEACHER_DIR, dataset=dataset)
 
 
 def teacher_inputs(wildcards):
     """The data record, plus the user's teacher checkpoint when one is configured."""
-    inputs = {"ready": f"{RESULTS}/data/{wildcards.dataset}.json"}
+    inputs = {"ready": path(jobs.DATA_RECORD, dataset=wildcards.dataset)}
     user_teacher = config["datasets"][wildcards.dataset].get("teacher_checkpoint")
     if user_teacher:
         inputs["user_teacher"] = user_teacher
@@ -118,17 +135,17 @@ def teacher_source(wildcards):
     return shlex.join(teacher_args(config, wildcards.dataset))
 
 
-def feature_inputs(wildcards):
-    """The 2D feature cache of the dataset, for variants whose method requires it."""
-    if FEATURES_2D in variant_requires(config, wildcards.variant):
-        return {"features": f"{teacher_dir(wildcards.dataset)}/features/manifest.json"}
-    return {}
+def method_inputs(wildcards):
+    """What the job's method needs (its input providers decide: the 2D feature cache, another
+    run's model, ...), as named inputs `<input>_<key>`."""
+    files = train_inputs(config, job_of(wildcards))
+    return {
+        f"{name}_{key}": p for name, keys in files.items() for key, p in keys.items()
+    }
 
 
-def features_arg(wildcards, input):
-    if "features" in input.keys():
-        return f"--features {shlex.quote(str(Path(input.features).parent))}"
-    return ""
+def input_args(wildcards):
+    return shlex.join(train_input_args(config, job_of(wildcards)))
 
 
 IGNET_FIGURE = config.get("ignet_figure")

@@ -26,7 +26,7 @@ rule check_dataset:
     input:
         dataset_inputs,
     output:
-        ready=f"{RESULTS}/data/{{dataset}}.json",
+        ready=pattern(jobs.DATA_RECORD),
     log:
         f"{LOGS}/data/check_{{dataset}}.log",
     conda:
@@ -40,9 +40,9 @@ rule check_dataset:
 
 rule split:
     input:
-        ready=f"{RESULTS}/data/{{dataset}}.json",
+        ready=pattern(jobs.DATA_RECORD),
     output:
-        split=f"{RESULTS}/splits/{{dataset}}/{{budget}}/seed{{seed}}.json",
+        split=pattern(jobs.SPLIT_FILE),
     log:
         f"{LOGS}/splits/{{dataset}}/{{budget}}/seed{{seed}}.log",
     conda:

@@ -7,8 +7,8 @@ rule teacher2d:
     input:
         unpack(teacher_inputs),
     output:
-        teacher=f"{RESULTS}/teacher2d/{{dataset}}/teacher.pt",
-        metrics=f"{RESULTS}/teacher2d/{{dataset}}/metrics.json",
+        teacher=pattern(jobs.TEACHER_CHECKPOINT),
+        metrics=pattern(jobs.TEACHER_RECORD),
     log:
         f"{LOGS}/teacher2d/{{dataset}}.log",
     wildcard_constraints:
@@ -27,10 +27,10 @@ rule teacher2d:
 
 rule point_features:
     input:
-        teacher=f"{RESULTS}/teacher2d/{{dataset}}/teacher.pt",
-        ready=f"{RESULTS}/data/{{dataset}}.json",
+        teacher=pattern(jobs.TEACHER_CHECKPOINT),
+        ready=pattern(jobs.DATA_RECORD),
     output:
-        manifest=f"{RESULTS}/teacher2d/{{dataset}}/features/manifest.json",
+        manifest=pattern(jobs.FEATURE_MANIFEST),
     log:
         f"{LOGS}/teacher2d/{{dataset}}_features.log",
     wildcard_constraints:

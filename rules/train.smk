@@ -1,43 +1,23 @@
-# One job per dataset x method variant x budget x seed; every run is logged to MLflow.
-# Variants whose method requires 2D features (IGNet) also wait for the dataset's feature cache.
+# One job per dataset x method variant x budget x seed. A job's extra inputs (the 2D feature
+# cache, another run's model, ...) come from its method's input providers (kdseg.inputs).
+# The training process writes only files (its local log, run_config.json, and at the end
+# metrics.json + model.pt): MLflow is fed by the study's `track` job (rules/track.smk).
 # The run folder belongs to the job: its outputs are update()-flagged, so a rerun keeps the
 # previous metrics.json and model.pt until `kdseg train` replaces them atomically at the end
 # (Snakemake restores them if the job fails); a checkpoint of another configuration is
 # discarded and a finished run's checkpoint is gone, so every rerun trains to completion.
 
 
-rule mlflow_init:
-    output:
-        ready=f"{RESULTS}/mlflow_experiments.json",
-    log:
-        f"{LOGS}/mlflow_init.log",
-    localrule: True
-    conda:
-        "../envs/kdseg.yaml"
-    params:
-        kdseg=KDSEG,
-        uri=MLFLOW_URI,
-        experiments=[experiment_name(s) for s in STUDIES],
-    shell:
-        "{params.kdseg} mlflow-init --uri {params.uri:q} --out {output.ready} "
-        "{params.experiments:q} > {log} 2>&1"
-
-
 rule train:
     input:
-        unpack(feature_inputs),
+        unpack(method_inputs),
         split=split_file,
-        ready=f"{RESULTS}/data/{{dataset}}.json",
-        mlflow=f"{RESULTS}/mlflow_experiments.json",
+        ready=pattern(jobs.DATA_RECORD),
     output:
-        metrics=update(
-            f"{RESULTS}/runs/{{dataset}}/{{variant}}/{{budget}}/seed{{seed}}/metrics.json"
-        ),
-        model=update(
-            f"{RESULTS}/runs/{{dataset}}/{{variant}}/{{budget}}/seed{{seed}}/model.pt"
-        ),
+        metrics=update(pattern(jobs.RUN_RECORD)),
+        model=update(pattern(jobs.RUN_MODEL)),
     log:
-        f"{LOGS}/train/{{dataset}}/{{variant}}/{{budget}}/seed{{seed}}.log",
+        pattern(jobs.TRAIN_LOG),
     conda:
         "../envs/kdseg.yaml"
     threads: SETTINGS.get("threads", 1)
@@ -52,20 +32,13 @@ rule train:
         options=lambda wc: json.dumps(
             config["variants"][wc.variant].get("options") or {}
         ),
-        fingerprint=lambda wc: variant_fingerprint(config, wc.variant),
-        experiment=lambda wc: experiment_name(home_study(config, job_of(wc))),
-        job_key=lambda wc: job_of(wc).key,
+        inputs=input_args,
         scale=SETTINGS["train_scale"],
         schedule=lambda wc: config["variants"][wc.variant].get("schedule", 1.0),
-        uri=MLFLOW_URI,
-        features=features_arg,
     shell:
         "{params.kdseg} train --data {params.root:q} --dataset {wildcards.dataset} "
-        "--split {input.split} --method {params.method} "
+        "--split {input.split} --method {params.method:q} "
         "--variant {wildcards.variant} --options-json {params.options:q} "
         "--seed {wildcards.seed} --scale {params.scale} --schedule {params.schedule} "
-        "--threads {threads} {params.features} "
-        "--out $(dirname {output.metrics}) --mlflow-uri {params.uri:q} "
-        "--mlflow-experiment {params.experiment:q} --job-key {params.job_key:q} "
-        "--tag rule=train --tag variant_fingerprint={params.fingerprint} "
-        "> {log} 2>&1"
+        "--threads {threads} {params.inputs} "
+        "--out $(dirname {output.metrics}) > {log} 2>&1"

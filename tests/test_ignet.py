@@ -15,15 +15,16 @@ from kdseg.budgets import make_split
 from kdseg.cli import main
 from kdseg.datasets.semantickitti import SemanticKITTI
 from kdseg.datasets.splits import split_frames
-from kdseg.ema import EmaTeacher, attach_teacher
 from kdseg.errors import ConfigError, DataFormatError
+from kdseg.inputs import RunContext, bind_inputs
 from kdseg.lidar_data import Cloud, FrameStore, LidarBatch, LidarBatches
 from kdseg.losses import feature_distillation, one_way_info_nce
 from kdseg.methods.base import build_method
 from kdseg.methods.ignet import camera_frustum, fov_mix, in_frustum, rotate_z
 from kdseg.run import train_run
 
-from .test_methods import _batch, _cloud, with_guidance
+from .method_harness import example_batch, example_method, with_guidance
+from .method_harness import synthetic_cloud as _cloud
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 C = 8
@@ -34,42 +35,49 @@ def _guided(seed: int, n: int = 1500) -> Cloud:
 
 
 # ------------------------------------------------------------------------------------ FOVMix
+def _field(cloud: Cloud, name: str) -> torch.Tensor:
+    return cloud.labels if name == "labels" else cloud.extras[name]
+
+
 def test_fov_mix_moves_points_labels_and_guidance_together():
     a, b = _guided(1), _guided(2)
-    a.features_2d[:, 0] = torch.arange(1500, dtype=torch.float32)  # row ids travel with points
+    a.extras["features_2d"][:, 0] = torch.arange(1500, dtype=torch.float32)  # row ids travel
+    b.extras["partner"] = a  # a per-cloud extra: not carried into the mix
     theta = math.pi / 2
     mixed = fov_mix(a, b, theta)
-    frustum = camera_frustum(a.points, a.valid_2d)
+    valid_a = a.extras["valid_2d"]
+    frustum = camera_frustum(a.points, valid_a)
     assert frustum is not None and abs(frustum.azimuth) < 0.05  # a's camera looks along +x
     assert 0.7 < frustum.half_width <= math.pi / 4 + 1e-6
     inside_b = in_frustum(b.points, frustum.rotated(theta))
-    n_a, n_keep = int(a.valid_2d.sum()), int((~inside_b).sum())
+    n_a, n_keep = int(valid_a.sum()), int((~inside_b).sum())
     assert int(inside_b.sum()) > 50, "B must lose the points of the rotated frustum"
     assert mixed.points.shape[0] == n_keep + n_a
+    assert set(mixed.extras) == {"features_2d", "valid_2d", "pred_2d"}
     for field in ("labels", "features_2d", "valid_2d", "pred_2d"):
-        got = getattr(mixed, field)
+        got = _field(mixed, field)
         assert got.shape[0] == mixed.points.shape[0]
-        assert torch.equal(got[:n_keep], getattr(b, field)[~inside_b]), field
-        assert torch.equal(got[n_keep:], getattr(a, field)[a.valid_2d]), field
-    torch.testing.assert_close(mixed.points[n_keep:], rotate_z(a.points[a.valid_2d], theta))
+        assert torch.equal(got[:n_keep], _field(b, field)[~inside_b]), field
+        assert torch.equal(got[n_keep:], _field(a, field)[valid_a]), field
+    torch.testing.assert_close(mixed.points[n_keep:], rotate_z(a.points[valid_a], theta))
     # the pasted frustum now looks along +y; none of B's kept points lies inside it
     pasted = mixed.points[n_keep:]
     azimuth = torch.atan2(pasted[:, 1], pasted[:, 0])
     assert float((azimuth - math.pi / 2).abs().max()) <= math.pi / 4 + 1e-4
     assert not bool(in_frustum(mixed.points[:n_keep], frustum.rotated(theta)).any())
     assert mixed.frame == b.frame
-    assert torch.equal(mixed.points[n_keep:, 3], a.points[a.valid_2d, 3])  # remission kept
+    assert torch.equal(mixed.points[n_keep:, 3], a.points[valid_a, 3])  # remission kept
 
 
 def test_frustum_across_the_back_and_without_camera_points():
     a = _guided(3)
     a.points = rotate_z(a.points, math.pi)  # the camera sector now straddles ±π
-    frustum = camera_frustum(a.points, a.valid_2d)
+    frustum = camera_frustum(a.points, a.extras["valid_2d"])
     assert frustum is not None and abs(abs(frustum.azimuth) - math.pi) < 0.05
     assert frustum.half_width <= math.pi / 4 + 1e-6
-    assert bool(in_frustum(a.points, frustum)[a.valid_2d].all())
+    assert bool(in_frustum(a.points, frustum)[a.extras["valid_2d"]].all())
     blind = _guided(4)
-    blind.valid_2d = torch.zeros_like(blind.valid_2d)
+    blind.extras["valid_2d"] = torch.zeros_like(blind.extras["valid_2d"])
     b = _guided(5)
     assert fov_mix(blind, b, 1.0) is b
     with pytest.raises(ValueError, match="guidance"):
@@ -117,11 +125,10 @@ def test_info_nce_by_hand():
 # ---------------------------------------------------------------------------------- switches
 def _terms(options: dict, seed: int = 0) -> dict[str, torch.Tensor]:
     torch.manual_seed(seed)
-    method = build_method("ignet", 19, {"feature_dim_2d": C, **options})
-    if method.ema_momentum is not None:
-        attach_teacher(method, EmaTeacher(method.ema_source, method.ema_momentum).teacher)
+    method, inputs = example_method("ignet", options)
+    assert method.opts.feature_dim_2d == C  # fixed by the features_2d input
     method.train()
-    return method.training_step(_batch(method), step=0)
+    return method.training_step(example_batch(method, inputs), step=0)
 
 
 def test_each_weight_switches_its_term():
@@ -132,7 +139,7 @@ def test_each_weight_switches_its_term():
     assert set(_terms({"fd_weight": 0.0, "contrastive_weight": 0.0})) == {"sup_ce", "consistency"}
     no_mt = _terms({"consistency_weight": 0.0})
     assert "consistency" not in no_mt and {"fd", "contrastive"} <= set(no_mt)
-    assert build_method("ignet", 19, {"consistency_weight": 0.0}).ema_momentum is None
+    assert build_method("ignet", 19, {"consistency_weight": 0.0}).teacher_spec() is None
     twice = _terms({"fd_weight": 2.0, "contrastive_weight": 0.2})
     assert twice["fd"].item() == pytest.approx(2 * full["fd"].item(), rel=1e-5)
     assert twice["contrastive"].item() == pytest.approx(2 * full["contrastive"].item(), rel=1e-5)
@@ -144,13 +151,11 @@ def test_fovmix_probability_switch(monkeypatch):
 
     def sizes(options: dict) -> list[int]:
         torch.manual_seed(0)
-        method = build_method(
-            "ignet", 19, {"feature_dim_2d": C, "consistency_weight": 0.0, **options}
-        )
+        method, inputs = example_method("ignet", {"consistency_weight": 0.0, **options})
         method.student.register_forward_pre_hook(
             lambda _m, args: seen.append([c.shape[0] for c in args[0]])
         )
-        batch = _batch(method)
+        batch = example_batch(method, inputs)
         method.training_step(batch, step=0)
         return [c.points.shape[0] for c in batch.labelled + batch.unlabelled]
 
@@ -184,7 +189,7 @@ def test_options_are_checked():
         build_method("ignet", 19, {"fovmix_prob": 1.5})
     method = build_method("ignet", 19, {"feature_dim_2d": C})
     batch = LidarBatch(labelled=[_cloud(0)], unlabelled=[_cloud(1, labelled=False)])
-    with pytest.raises(ConfigError, match="features_dir"):
+    with pytest.raises(ConfigError, match=r"inputs\.features_2d"):
         method.training_step(batch, 0)
 
 
@@ -253,52 +258,54 @@ def test_batches_carry_aligned_guidance(pipeline):
 
     data, features = pipeline["data"], pipeline["features"]
     split = make_split("street", split_frames(data, "train"), "scans-50", seed=0)
-    batch = LidarBatches(FrameStore(data), split, 1, 1, seed=0, features_dir=features)(3)
+    ctx = RunContext("ignet", data, split)
+    bound = bind_inputs(["features_2d"], {"features_2d": str(features)}, ctx)
+    batch = LidarBatches(FrameStore(data), split, 1, 1, seed=0, inputs=list(bound.values()))(3)
     for cloud in batch.labelled + batch.unlabelled:
         seq, idx = cloud.frame
         frame = SemanticKITTI(data).frame(seq, idx, with_image=True, with_labels=False)
         ref = load_point_features(features, seq, idx, frame.num_points)
-        assert cloud.features_2d.shape == (frame.num_points, 16)
-        assert torch.equal(cloud.valid_2d, torch.from_numpy(frame.image_projection().valid))
-        np.testing.assert_array_equal(cloud.features_2d.numpy(), ref.features)
-        np.testing.assert_array_equal(cloud.pred_2d.numpy(), ref.pred)
-        assert bool((cloud.pred_2d[~cloud.valid_2d] == IGNORE_INDEX).all())
+        f2d, valid, pred = (cloud.extras[k] for k in ("features_2d", "valid_2d", "pred_2d"))
+        assert f2d.shape == (frame.num_points, 16)
+        assert cloud.point_keys == {"features_2d", "valid_2d", "pred_2d"}
+        assert torch.equal(valid, torch.from_numpy(frame.image_projection().valid))
+        np.testing.assert_array_equal(f2d.numpy(), ref.features)
+        np.testing.assert_array_equal(pred.numpy(), ref.pred)
+        assert bool((pred[~valid] == IGNORE_INDEX).all())
     plain = LidarBatches(FrameStore(data), split, 1, 1, seed=0)(3)
-    assert plain.labelled[0].features_2d is None
+    assert plain.labelled[0].extras == {}
     with pytest.raises(DataFormatError, match="manifest"):
-        LidarBatches(FrameStore(data), split, features_dir=pipeline["tmp"])
+        bind_inputs(["features_2d"], {"features_2d": str(pipeline["tmp"])}, ctx)
 
 
 def test_ignet_smoke_run_end_to_end(pipeline, tmp_path):
     data = pipeline["data"]
     split = make_split("street", split_frames(data, "train"), "scribbles", seed=0)
-    with pytest.raises(ConfigError, match="features_dir"):
+    inputs = {"features_2d": str(pipeline["features"])}
+    with pytest.raises(ConfigError, match=r"inputs\.features_2d"):
         train_run(data, split, "ignet", tmp_path / "none", scale="smoke")
     with pytest.raises(ConfigError, match="feature_dim_2d"):
         train_run(
             data, split, "ignet", tmp_path / "bad", scale="smoke",
-            options={"feature_dim_2d": 48}, features_dir=pipeline["features"],
+            options={"feature_dim_2d": 48}, inputs=inputs,
         )  # fmt: skip
     runs = tmp_path / "runs"
-    m = train_run(
-        data, split, "ignet", runs / "ignet", scale="smoke", features_dir=pipeline["features"]
-    )
+    m = train_run(data, split, "ignet", runs / "ignet", scale="smoke", inputs=inputs)
     assert m["config"]["options"]["feature_dim_2d"] == 16
     assert (
-        m["config"]["guidance"]["teacher_sha256"]
+        m["config"]["inputs"]["features_2d"]["teacher_sha256"]
         == json.loads((pipeline["features"] / "manifest.json").read_text())["teacher_sha256"]
     )
     log = (runs / "ignet" / "train_log.jsonl").read_text().splitlines()
     logged = [json.loads(line).get("metrics", {}) for line in log]
     assert any("loss/fd" in r for r in logged) and any("loss/contrastive" in r for r in logged)
     parity = m["parity"]
-    assert parity["parameters"] == parity["parameters_sup_only"] == m["parameters"]
+    assert parity["parameters"] == parity["parameters_reference"] == m["parameters"]
+    assert parity["reference"] == "network spec"
     assert parity["parameters_ratio"] == 1.0 and parity["latency_ratio"] > 0
     assert parity["latency_ms"] == m["inference_latency_ms"]
-    sup = train_run(
-        data, split, "sup_only", runs / "sup_only", scale="smoke", features_dir=pipeline["features"]
-    )
-    assert sup["parity"]["parameters_ratio"] == 1.0 and "guidance" not in sup["config"]
+    sup = train_run(data, split, "sup_only", runs / "sup_only", scale="smoke", inputs=inputs)
+    assert sup["parity"]["parameters_ratio"] == 1.0 and "inputs" not in sup["config"]
     assert sup["parameters"] == m["parameters"]
     out = tmp_path / "fig"
     args = ["ignet-figure", "--data", str(data), "--teacher", str(pipeline["teacher"])]
@@ -319,7 +326,7 @@ def test_interrupted_ignet_run_resumes_to_identical_metrics(pipeline, tmp_path, 
         "seed": 1,
         "trainer_overrides": {"iterations": 4},
         "options": {"fovmix_prob": 1.0, "contrastive_samples": 64},
-        "features_dir": pipeline["features"],
+        "inputs": {"features_2d": str(pipeline["features"])},
     }
     whole = train_run(data, split, "ignet", tmp_path / "whole", **kwargs)
     original = LidarBatches.__call__

@@ -7,10 +7,8 @@ the copy by :func:`init_store`, as the workflow does.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import random
-import re
 import shutil
 import sqlite3
 import string
@@ -24,25 +22,24 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import _validate_metric_name, _validate_param_name
 from PIL import Image
 
-from kdseg.mlflow_store import (
+from kdseg.io import write_json
+from kdseg.record import Environment, RunRecord
+from kdseg.report.run_figures import confusion_figure, default_class_names, run_figures
+from kdseg.tracking.jsonl import ATTEMPT_TAG, JsonlTracker
+from kdseg.tracking.mlflow import snakemake_tags, tracker_for_job
+from kdseg.tracking.store import (
     CURRENT_TAG,
     SUPERSEDED_BY_TAG,
     ExperimentNotFoundError,
     StoreNotInitialisedError,
+    config_hash,
     current_runs,
     init_store,
     resolve_tracking_uri,
     retry_on_lock,
-)
-from kdseg.mlflow_tracking import (
-    config_hash,
-    confusion_figure,
-    default_class_names,
-    log_run_outputs,
     sanitize_key,
-    snakemake_tags,
-    tracker_for_job,
 )
+from kdseg.tracking.sync import DIGEST_TAG, track_runs
 
 CLASSES = ["car", "road", "on-rails"]
 STEPS = 20
@@ -65,64 +62,117 @@ def uri(tmp_path: Path, empty_db: Path) -> str:
     return f"sqlite:///{db}"
 
 
-def _write_metrics(run_dir: Path, config: dict) -> dict:
-    metrics = {
-        "miou": 0.5,
-        "accuracy": 0.8,
-        "per_class_iou": {"car": 0.25, "road": 0.75, "on-rails": 0.5},
-        "confusion_matrix": [[5, 1, 0], [2, 8, 0], [0, 0, 0]],
-        "wall_time_s": 12.5,
-        "parameters": 1234,
-        "inference_latency_ms": 3.5,
-        "class_names": CLASSES,
-        "config": config,
-    }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
-    return metrics
+CONFIG = {
+    "method": "sup_only",
+    "variant": "sup",
+    "dataset": "street",
+    "budget": "full",
+    "seed": 3,
+    "scale": "smoke",
+    "trainer": {"iterations": STEPS, "lr": 0.01},
+}
+ENV = Environment("node7", "4242", "2.14.1", 1, "cpu", "0.1.0", None, "3.11.9")
 
 
-def test_round_trip(uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SLURM_JOB_ID", "4242")
-    init_store(uri, ["study1"])
-    tags = {"rule": "train", **snakemake_tags("train", {"dataset": "street", "seed": 3})}
-    tracker = tracker_for_job("study1", "street/sup/full/seed3", tags, tracking_uri=uri)
-    tracker.log_params({"trainer": {"lr": 0.01, "betas": [0.9, 0.99]}, "note": "x" * 7000})
+def _figures(source, folder: Path) -> list[Path]:
+    return run_figures(source.record, folder) if source.record is not None else []
+
+
+def _write_run(run_dir: Path, miou: float = 0.5, status: str = "FINISHED") -> None:
+    """A run folder as `kdseg train` leaves it: log, run_config.json and (unless the run was
+    stopped) its record with the attempt id of the log."""
+    log = JsonlTracker(run_dir / "train_log.jsonl")
+    log.set_tags({ATTEMPT_TAG: "a1", **ENV.tags()})
+    log.log_params({"trainer.lr": "0.01"})
     for step in range(1, STEPS + 1):
-        tracker.log_metrics({"loss/total": 1.0 / step, "lr": 0.01, "bad:name?": step}, step=step)
-    config = {"method": "sup", "trainer": {"iterations": STEPS, "lr": 0.01}, "seed": 3}
-    _write_metrics(tmp_path / "run", config)
-    final = log_run_outputs(tracker, tmp_path / "run")
-    tracker.finish()
+        log.log_metrics({"loss/total": 1.0 / step, "lr": 0.01, "bad:name?": step}, step=step)
+    write_json(run_dir / "run_config.json", CONFIG)
+    if status != "FINISHED":
+        log.finish(status)
+        return
+    log.log_metrics({"eval/miou": miou}, step=STEPS)  # the Trainer's; the record has it too
+    RunRecord(
+        miou=miou,
+        accuracy=0.8,
+        per_class_iou={"car": 0.25, "road": 0.75, "on-rails": 0.5},
+        confusion_matrix=[[5, 1, 0], [2, 8, 0], [0, 0, 0]],
+        deployed="student",
+        network={"backbone": "minkunet_tiny"},
+        networks={"student": {"miou": miou, "accuracy": 0.8, "per_class_iou": {}}},
+        wall_time_s=12.5,
+        parameters=1234,
+        inference_latency_ms=3.5,
+        config=CONFIG,
+        parity={"parameters_ratio": 1.0, "latency_ratio": 1.1},
+        environment=ENV,
+        attempt="a1",
+    ).write(run_dir / "metrics.json")
+    log.finish("FINISHED")
+
+
+def test_round_trip(uri: str, tmp_path: Path) -> None:
+    """The tracking job logs a run folder: config params, loss curves at their steps, every
+    final value once, environment tags (SLURM job id), artifacts with the report's figure."""
+    run_dir = tmp_path / "run"
+    _write_run(run_dir)
+    tags = {"rule": "train", **snakemake_tags("train", {"dataset": "street", "seed": 3})}
+    (result,) = track_runs([(run_dir, None, tags)], "study1", uri, _figures)
+    assert result.action == "logged" and result.job_key == "street/sup/full/seed3"
 
     client = MlflowClient(tracking_uri=uri)
-    run = client.get_run(tracker.run_id)
+    run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
     assert run.info.experiment_id == init_store(uri, ["study1"])["study1"]
     params = run.data.params
-    assert params["trainer.lr"] == "0.01" and params["trainer.betas"] == "[0.9, 0.99]"
-    assert params["note"] == "x" * 6000
-    assert params["config.method"] == "sup" and params["config.trainer.iterations"] == str(STEPS)
-    history = client.get_metric_history(tracker.run_id, "loss/total")
+    assert params["config.method"] == "sup_only" and params["config.trainer.lr"] == "0.01"
+    assert not [k for k in params if k.startswith("trainer.")]  # each value once: config.*
+    history = client.get_metric_history(result.run_id, "loss/total")
     assert [m.step for m in sorted(history, key=lambda m: m.step)] == list(range(1, STEPS + 1))
-    assert len(client.get_metric_history(tracker.run_id, "bad_name_")) == STEPS
-    assert final["iou/on-rails"] == 0.5
-    assert run.data.metrics["iou/car"] == 0.25 and run.data.metrics["miou"] == 0.5
-    assert run.data.metrics["inference_latency_ms"] == 3.5
-    assert client.get_metric_history(tracker.run_id, "miou")[0].step == STEPS
+    assert len(client.get_metric_history(result.run_id, "bad_name_")) == STEPS
+    metrics = run.data.metrics
+    assert metrics["iou/car"] == 0.25 and metrics["miou"] == 0.5 and metrics["student/miou"] == 0.5
+    assert metrics["inference_latency_ms"] == 3.5 and metrics["parity/latency_ratio"] == 1.1
+    assert "eval/miou" not in metrics  # the record's miou is logged once
+    assert [m.step for m in client.get_metric_history(result.run_id, "miou")] == [STEPS]
     t = run.data.tags
     assert t["kdseg.job_key"] == "street/sup/full/seed3" and t[CURRENT_TAG] == "true"
-    assert t["kdseg.config_hash"] == config_hash(config)
-    assert t["kdseg.slurm_job_id"] == "4242" and t["rule"] == "train"
+    assert t["kdseg.config_hash"] == config_hash(CONFIG) and t[ATTEMPT_TAG] == "a1"
+    assert t["kdseg.slurm_job_id"] == "4242" and t["kdseg.hostname"] == "node7"
+    assert t["rule"] == "train" and t["kdseg.schema_version"] == "2"
     assert t["snakemake.rule"] == "train" and t["snakemake.wildcards.seed"] == "3"
-    assert t["kdseg.git_commit"] == "unknown" or re.fullmatch("[0-9a-f]{40}", t["kdseg.git_commit"])
-    names = {a.path for a in client.list_artifacts(tracker.run_id)}
-    assert names == {"metrics.json", "confusion_matrix.png"}
-    local = Path(client.download_artifacts(tracker.run_id, "confusion_matrix.png", str(tmp_path)))
+    assert "kdseg.git_commit" not in t  # the environment had none
+    names = {a.path for a in client.list_artifacts(result.run_id)}
+    assert names == {"metrics.json", "train_log.jsonl", "run_config.json", "confusion_matrix.png"}
+    local = Path(client.download_artifacts(result.run_id, "confusion_matrix.png", str(tmp_path)))
     with Image.open(local) as img:
         assert img.format == "PNG" and min(img.size) > 100
     # artifacts live next to the database, not in ./mlruns of the working directory
     assert run.info.artifact_uri.startswith((tmp_path / "results" / "mlartifacts").as_uri())
+
+
+def test_tracking_is_idempotent_and_logs_changes_and_stopped_runs(uri: str, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    _write_run(a)
+    _write_run(b, status="KILLED")  # SIGTERM before the end: no record of this attempt
+    first = track_runs([(a, "job/a", {}), (b, "job/b", {})], "study1", uri)
+    assert [(r.action, r.status) for r in first] == [("logged", "FINISHED"), ("logged", "KILLED")]
+    again = track_runs([(a, "job/a", {}), (b, "job/b", {})], "study1", uri)
+    assert [r.action for r in again] == ["unchanged", "unchanged"]
+    assert [r.run_id for r in again] == [r.run_id for r in first]
+    client = MlflowClient(tracking_uri=uri)
+    killed = client.get_run(first[1].run_id)
+    assert killed.info.status == "KILLED" and "miou" not in killed.data.metrics
+    assert len(client.get_metric_history(killed.info.run_id, "loss/total")) == STEPS
+
+    _write_run(b)  # the attempt resumed and finished: logged again, the KILLED one superseded
+    (resumed,) = track_runs([(b, "job/b", {})], "study1", uri)
+    assert resumed.action == "logged" and resumed.status == "FINISHED"
+    old = client.get_run(first[1].run_id)
+    assert old.data.tags[CURRENT_TAG] == "false"
+    assert old.data.tags[SUPERSEDED_BY_TAG] == resumed.run_id
+    current = {r.data.tags["kdseg.job_key"]: r for r in current_runs(uri, "study1")}
+    assert set(current) == {"job/a", "job/b"}
+    assert current["job/b"].data.tags[DIGEST_TAG] != old.data.tags[DIGEST_TAG]
 
 
 def _worker(uri: str, experiment: str, job_key: str, barrier: multiprocessing.Barrier) -> None:
@@ -217,6 +267,7 @@ def test_init_store_is_idempotent(uri: str) -> None:
 
 
 def test_confusion_figure_checks_names(tmp_path: Path) -> None:
+    """The report layer draws the figure (the training process never imports matplotlib)."""
     with pytest.raises(ValueError, match="class names"):
         confusion_figure([[1, 0], [0, 1]], ["only one"], tmp_path / "cm.png")
     assert not (tmp_path / "cm.png").exists()

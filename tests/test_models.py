@@ -81,13 +81,28 @@ def test_paper_configurations() -> None:
 def test_unknown_backbone_lists_known_names() -> None:
     with pytest.raises(ConfigError, match=r"unknown backbone 'resnet9000'.*minkunet18"):
         build_backbone("resnet9000")
-    with pytest.raises(ConfigError, match="cannot build 'minkunet18'"):
+    with pytest.raises(ConfigError, match=r"'minkunet18\.width': unknown argument"):
         build_backbone("minkunet18", width=3)
+    with pytest.raises(ConfigError, match=r"'minkunet18\.in_channels': expected int, got str"):
+        build_backbone("minkunet18", in_channels="4")
+
+
+def test_registered_backbones_describe_their_arguments() -> None:
+    """`kdseg backbones` lists every argument with a default and a help text."""
+    from kdseg.models.registry import backbone_options
+    from kdseg.options import describe
+
+    for name in list_backbones():
+        for doc in describe(backbone_options(name)):
+            assert doc.help, (name, doc.name)
 
 
 def test_duplicate_registration_is_refused() -> None:
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(ValueError, match="registered twice"):
         register_backbone("minkunet18")(MinkUNet)
+    from kdseg.models.minkunet import minkunet18
+
+    assert register_backbone("minkunet18")(minkunet18) is minkunet18  # the same: a no-op
 
 
 def test_bad_minkunet_config() -> None:

@@ -247,17 +247,27 @@ def test_budgets_documented_custom_and_misspelt(street, tmp_path, capsys):
 CONFIG_CASES = [
     (["--trainer", "lr=abc"], "config key 'lr': expected float, got str 'abc'"),
     (["--trainer", "lr"], "config key '--trainer': expects KEY=VALUE, got 'lr'"),
-    (["--trainer", "nosuch=1"], "config key 'nosuch': unknown trainer key (known: ["),
-    (["--option", "lovasz_weigth=1"], "config key 'sup_only.lovasz_weigth': unknown option;"),
-    (["--option", "lovasz_weight=high"], "config key 'sup_only.lovasz_weight': expected float"),
+    (["--trainer", "nosuch=1"], "config key 'nosuch': unknown trainer key; known: ["),
+    (["--option", "lovasz_weigth=1"],
+     "config key 'sup_only.lovasz_weigth': unknown option of sup_only; known: ["),
+    (["--option", "lovasz_weight=high"],
+     "config key 'sup_only.lovasz_weight': expected float, got str 'high'"),
     (["--options-json", "{bad"], "config key '--options-json': not valid JSON (Expecting"),
     (["--options-json", "[1]"], "config key '--options-json': must be a JSON object, got list"),
-    (["--augment", "flip=maybe"], "config key 'augment.flip': expected a value like True, got"),
-    (["--augment", "scale=[1]"], "config key 'augment.scale': expected a value like (0.95, 1.05)"),
+    (["--augment", "flip=maybe"], "config key 'augment.flip': expected bool, got str 'maybe'"),
+    (["--augment", "scale=[1]"],
+     "config key 'augment.scale': expected tuple[float, float], got list [1]"),
     (["--augment", "tilt=1"], "config key 'augment.tilt': unknown augmentation; known: ["),
     (["--method", "nope"], "config key 'method': unknown method 'nope'; registered: ["),
     (["--scale", "huge"], "config key 'scale': unknown scale 'huge'; known: ["),
-    (["--method", "ignet"], "config key 'features_dir': method 'ignet' requires per-point 2D"),
+    (["--method", "ignet"], "config key 'inputs.features_2d': needs a value (folder of a 2D"),
+    (["--input", "nosuch=1"], "config key 'inputs': unknown input 'nosuch'; registered: ["),
+    (["--method", "tests.kd_method:LogitKD"],
+     "config key 'inputs.teacher_checkpoint': needs a value (a finished run folder"),
+    (["--method", "tests.kd_method:LogitKD", "--input", "teacher_checkpoint={tmp}"],
+     "{tmp}/metrics.json: cannot read run record (No such file or directory)"),
+    (["--method", "nowhere:Method"],
+     "config key 'method': method 'nowhere:Method': cannot import nowhere (No module named"),
     (["--mlflow-experiment", "e", "--mlflow-uri", "sqlite:///{tmp}/no.db"],
      "{tmp}/no.db: MLflow SQLite database does not exist; create it once, before starting "
      "jobs, with: kdseg mlflow-init --uri sqlite:///{tmp}/no.db --out FILE EXPERIMENT..."),
@@ -434,10 +444,13 @@ def _steps(log: Path) -> list[int]:
 
 
 def test_sigterm_and_sigint_checkpoint_and_mark_the_run_killed(street, split_file, tmp_path):
-    """A real `kdseg train` gets SIGTERM (as SLURM sends it), then, resumed, SIGINT."""
+    """A real `kdseg train` gets SIGTERM (as SLURM sends it), then, resumed, SIGINT: each time
+    the checkpoint is saved, the run's local log records KILLED and `--mlflow-experiment` logs
+    the run to MLflow as KILLED; `kdseg track` afterwards finds nothing new to log."""
     import mlflow
 
     from kdseg.checkpoint import load_checkpoint
+    from kdseg.tracking import parse_run_log
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert main(["mlflow-init", "--uri", uri, "--out", str(tmp_path / "m.json"), "exp"]) == 0
@@ -461,10 +474,16 @@ def test_sigterm_and_sigint_checkpoint_and_mark_the_run_killed(street, split_fil
             f"saved to {out}/checkpoint_last.pt"
         )
         nothing_done(out)
+        assert parse_run_log(out / "train_log.jsonl").status == "KILLED"  # the local record
         if steps:  # the second run resumed after the first one's checkpoint
             assert _steps(out / "train_log.jsonl")[len(logged)] == steps[-1] + 1
         steps.append(step)
     client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name("exp").experiment_id
-    runs = client.search_runs([exp], order_by=["attributes.start_time ASC"])
+    runs = client.search_runs([exp])
     assert [r.info.status for r in runs] == ["KILLED", "KILLED"]
+    (old,) = [r for r in runs if r.data.tags["kdseg.current"] == "false"]
+    (new,) = [r for r in runs if r.data.tags["kdseg.current"] == "true"]  # one attempt, 2 logs
+    assert old.data.tags["kdseg.superseded_by"] == new.info.run_id
+    assert main(["track", "--uri", uri, "--experiment", "exp", str(out)]) == 0
+    assert len(client.search_runs([exp])) == 2  # nothing new: logged once per change

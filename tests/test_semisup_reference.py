@@ -15,13 +15,19 @@ from kdseg.budgets import make_split
 from kdseg.datasets.splits import split_frames
 from kdseg.datasets.synthetic_street import StreetConfig, generate
 from kdseg.ema import EmaTeacher, attach_teacher
+from kdseg.inputs import RunContext, bind_inputs
 from kdseg.lidar_data import FrameStore, LidarBatches
 from kdseg.methods.base import build_method
 from kdseg.methods.ignet import fov_mix
 from kdseg.run import train_run
 from kdseg.scales import get_scale
 
-from .test_methods import _batch, _cloud, with_guidance
+from .method_harness import example_batch, with_guidance
+from .method_harness import synthetic_cloud as _cloud
+
+
+def _batch(method):
+    return example_batch(method, {})
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +37,8 @@ def smoke_data(tmp_path_factory) -> Path:
 
 def _teacher_copy(method, buffers: str) -> None:
     """Attach an EMA teacher whose weights equal the student's (momentum 0, one update)."""
-    ema = EmaTeacher(method.ema_source, momentum=0.0, buffers=buffers)
-    ema.update(method.ema_source)
+    ema = EmaTeacher(method.student, momentum=0.0, buffers=buffers)
+    ema.update(method.student)
     attach_teacher(method, ema.teacher)
 
 
@@ -57,7 +63,7 @@ def test_mean_teacher_deploys_the_teacher_and_records_both(smoke_data, tmp_path)
     m = train_run(smoke_data, split, "mean_teacher", tmp_path / "mt", scale="smoke")
     assert m["deployed"] == "teacher" and set(m["networks"]) == {"student", "teacher"}
     assert m["miou"] == m["networks"]["teacher"]["miou"]
-    assert m["config"]["trainer"]["ema_buffers"] == "own"
+    assert m["config"]["options"]["ema_buffers"] == "own"
     s = train_run(
         smoke_data,
         split,
@@ -94,14 +100,15 @@ def test_mean_teacher_without_consistency_or_unlabelled_clouds_is_sup_only(smoke
 @pytest.mark.parametrize("budget", ["full", "scans-50", "scans-1"])
 def test_fovmix_partners_are_always_other_scans(smoke_data, budget):
     split = make_split("street", split_frames(smoke_data, "train"), budget, 0)
-    batches = LidarBatches(FrameStore(smoke_data), split, 2, 2, seed=0, mix_partners=True)
+    bound = bind_inputs(["mix_partners"], {}, RunContext("ignet", smoke_data, split))
+    batches = LidarBatches(FrameStore(smoke_data), split, 2, 2, seed=0, inputs=[*bound.values()])
     for step in range(40):
         batch = batches(step)
         for cloud in batch.labelled + batch.unlabelled:
-            assert cloud.partner is not None
-            assert cloud.partner.frame != cloud.frame
+            partner = cloud.extras["partner"]
+            assert partner.frame != cloud.frame
         for cloud in batch.unlabelled:
-            assert bool((cloud.partner.labels == 255).all())  # hidden for unlabelled clouds
+            assert bool((cloud.extras["partner"].labels == 255).all())  # hidden for unlabelled
 
 
 def test_fovmix_refuses_a_scan_as_its_own_partner():

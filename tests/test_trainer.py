@@ -19,6 +19,7 @@ from kdseg.ema import EmaTeacher, ema_momentum
 from kdseg.errors import ConfigError
 from kdseg.evaluator import ConfusionMatrix
 from kdseg.optim import lr_factor
+from kdseg.teachers import TeacherSpec
 from kdseg.tracking import JsonlTracker, read_jsonl
 from kdseg.trainer import NonFiniteLossError, Trainer, TrainerConfig
 
@@ -33,9 +34,14 @@ class ToyMethod(nn.Module):
     (dropout: torch, input jitter: numpy, a random regulariser weight: python)."""
 
     def __init__(
-        self, init_seed: int = 0, nan_at: int | None = None, interrupt_at: int | None = None
+        self,
+        init_seed: int = 0,
+        nan_at: int | None = None,
+        interrupt_at: int | None = None,
+        ema: dict | None = None,
     ) -> None:
         super().__init__()
+        self.ema = ema  # options of an EMA teacher of `net`, or None (no teacher)
         torch.manual_seed(init_seed)
         self.net = nn.Sequential(
             nn.Linear(3, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 4)
@@ -44,9 +50,8 @@ class ToyMethod(nn.Module):
         self.nan_at, self.interrupt_at = nan_at, interrupt_at
         self.teacher_seen: list[bool] = []
 
-    @property
-    def ema_source(self) -> nn.Module:
-        return self.net
+    def teacher_spec(self) -> TeacherSpec | None:
+        return None if self.ema is None else TeacherSpec("ema", {"source": "net", **self.ema})
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], step: int):
         x, y = batch
@@ -92,13 +97,17 @@ FULL = replace(
     schedule="onecycle",
     warmup_iters=4,
     grad_clip=0.5,
-    ema_momentum=0.9,
-    ema_warmup=True,
 )
+EMA = {"momentum": 0.9, "warmup": True}  # the teacher of FULL runs
+
+
+def toy(cfg: TrainerConfig, **kwargs) -> ToyMethod:
+    """The toy method of a config: with an EMA teacher for FULL."""
+    return ToyMethod(ema=EMA if cfg is FULL else None, **kwargs)
 
 
 def run(tmp: Path, cfg: TrainerConfig, batches=make_batch, method=None, resume=True):
-    method = method if method is not None else ToyMethod()
+    method = method if method is not None else toy(cfg)
     trainer = Trainer(method, batches, cfg, tmp, JsonlTracker(tmp / "log.jsonl"), evaluate)
     return trainer, trainer.fit(resume=resume)
 
@@ -113,8 +122,8 @@ def losses_by_step(path: Path) -> dict[int, dict[str, float]]:
 
 def assert_same_state(a: Trainer, b: Trainer) -> None:
     pairs = [(a.method.state_dict(), b.method.state_dict())]
-    if a.ema is not None:
-        pairs.append((a.ema.teacher.state_dict(), b.ema.teacher.state_dict()))
+    if a.teacher is not None:
+        pairs.append((a.teacher.network.state_dict(), b.teacher.network.state_dict()))
     for sa, sb in pairs:
         assert sa.keys() == sb.keys()
         for name, value in sa.items():
@@ -158,7 +167,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path, where: st
             raise KeyboardInterrupt
         return make_batch(step)
 
-    interrupted = ToyMethod(interrupt_at=12 if where == "training_step" else None)
+    interrupted = toy(FULL, interrupt_at=12 if where == "training_step" else None)
     InterruptingTracker.raised = where != "tracker"
     tracker = InterruptingTracker(out / "log.jsonl")
     with pytest.raises(KeyboardInterrupt):
@@ -166,7 +175,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path, where: st
     saved = torch.load(checkpoint_path(out), weights_only=True)  # plain contents only
     assert saved["step"] == 12 and saved["ema"]["num_updates"] == 12
 
-    resumed, metrics = run(out, FULL, method=ToyMethod(init_seed=99))  # weights come from disk
+    resumed, metrics = run(out, FULL, method=toy(FULL, init_seed=99))  # weights come from disk
     assert_same_state(ref, resumed)
     assert metrics["miou"] == ref_metrics["miou"]
     ref_losses = losses_by_step(tmp_path / "ref/log.jsonl")
@@ -177,7 +186,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path, where: st
     shutil.rmtree(out)
     out.mkdir()
     shutil.copy(tmp_path / "step10.pt", checkpoint_path(out))
-    from_ten, _ = run(out, FULL, method=ToyMethod(init_seed=7))
+    from_ten, _ = run(out, FULL, method=toy(FULL, init_seed=7))
     assert_same_state(ref, from_ten)
 
 
@@ -285,7 +294,7 @@ def test_ema_teacher_is_attached_frozen_and_unregistered(tmp_path: Path) -> None
     assert method.teacher_seen == [True] * FULL.iterations
     teacher = method.teacher
     # reference semantics ("own" buffers): the teacher makes its targets in train mode
-    assert teacher is trainer.ema.teacher and teacher.training
+    assert teacher is trainer.teacher.network and teacher.training
     assert not any(p.requires_grad for p in teacher.parameters())
     assert not any(k.startswith("teacher") for k in method.state_dict())
     assert metrics["training_flag"] == 0.0 and method.net.training  # eval only while evaluating
@@ -380,7 +389,6 @@ def test_schedule_values_by_hand() -> None:
         ({"schedule": "onecycle"}, "warmup_iters"),
         ({"min_lr": 1.0}, "min_lr"),
         ({"grad_clip": 0.0}, "grad_clip"),
-        ({"ema_momentum": 1.5}, "ema_momentum"),
         ({"log_every": 0}, "log_every"),
         ({"device": "gpu0"}, "device"),
         ({"iterations": 2.5}, "iterations"),
@@ -403,11 +411,11 @@ def test_config_from_dict_and_help() -> None:
 
 
 def test_ema_without_source_is_a_config_error(tmp_path: Path) -> None:
-    class NoSource(ToyMethod):
-        ema_source = None  # type: ignore[assignment]
-
-    with pytest.raises(ConfigError, match="ema_source"):
-        run(tmp_path, FULL, method=NoSource())
+    method = ToyMethod(ema={"source": "missing"})
+    with pytest.raises(ConfigError, match=r"teacher\.ema\.source"):
+        run(tmp_path, FULL, method=method)
+    with pytest.raises(ConfigError, match=r"teacher\.ema\.momentum"):
+        run(tmp_path, FULL, method=ToyMethod(ema={"momentum": 1.5}))
 
 
 def test_to_device_handles_dataclass_batches():

@@ -13,10 +13,12 @@ from kdseg.errors import ConfigError
 from kdseg.workflow import (
     Job,
     dataset_root,
-    home_study,
     split_seed,
     study_jobs,
     teacher_args,
+    track_jobs,
+    train_input_args,
+    train_inputs,
     validate_config,
     variant_fingerprint,
     variant_requires,
@@ -106,6 +108,41 @@ def test_shipped_config_is_valid(config):
             "scales.smoke.train_scale",
             "is not one of",
         ),
+        (
+            lambda c: c["variants"]["lasermix"].update(inputs={"features_2d": {}}),
+            "variants.lasermix.inputs.features_2d",
+            "does not require it",
+        ),
+        (
+            lambda c: c["variants"].update(kd={"method": "tests.kd_method:LogitKD"}),
+            "variants.kd.inputs.teacher_checkpoint.variant",
+            "is required",
+        ),
+        (
+            lambda c: c["variants"].update(
+                kd={
+                    "method": "tests.kd_method:LogitKD",
+                    "inputs": {"teacher_checkpoint": {"variant": "nope"}},
+                }
+            ),
+            "variants.kd.inputs.teacher_checkpoint.variant",
+            "unknown variant 'nope'",
+        ),
+        (
+            lambda c: c["variants"].update(
+                kd={
+                    "method": "tests.kd_method:LogitKD",
+                    "inputs": {"teacher_checkpoint": {"variant": "sup_only", "seeds": 3}},
+                }
+            ),
+            "variants.kd.inputs.teacher_checkpoint.seeds",
+            "unknown teacher_checkpoint setting",
+        ),
+        (
+            lambda c: c["variants"]["lasermix"].update(method="kdseg.methods.nope:Nope"),
+            "variants.lasermix.method",
+            "cannot import kdseg.methods.nope",
+        ),
     ],
 )
 def test_bad_config_names_the_key(config, mutate, key, problem):
@@ -124,7 +161,12 @@ def test_study_jobs_and_scale_seeds(config):
     config["scale"] = "smoke"
     smoke = study_jobs(config, "table1")
     assert len(smoke) == 4 * 6 and {j.seed for j in smoke} == {0}
-    assert home_study(config, smoke[0]) == "table1"
+    tracked = track_jobs(config, "table1")  # what the study's tracking job logs
+    assert [t["job_key"] for t in tracked] == [j.key for j in smoke]
+    assert tracked[0]["run_dir"] == f"results/smoke/runs/{smoke[0].key}".replace("/seed", "/seed")
+    assert tracked[0]["tags"]["variant_fingerprint"] == variant_fingerprint(
+        config, smoke[0].variant
+    )
     assert Job("street", "lasermix", "scans-10", 0).key == "street/lasermix/scans-10/seed0"
 
 
@@ -148,6 +190,32 @@ def test_ignet_variants_and_teacher_arguments(config):
     assert teacher_args(config, "street")[-2:] == ["--source", "/datasets/synthetic/smoke/street"]
     config["datasets"]["street"]["teacher_checkpoint"] = "my/teacher.pt"
     assert teacher_args(config, "street") == ["--checkpoint", "my/teacher.pt"]
+
+
+def test_training_jobs_get_their_inputs_from_the_providers(config):
+    """No rule names a method: the feature cache of IGNet variants, another run's model for a
+    frozen-teacher variant, nothing for the others, all from the input providers."""
+    config["scale"] = "smoke"
+    assert train_inputs(config, Job("street", "sup_only", "full", 0)) == {}
+    assert train_inputs(config, Job("street", "ignet", "scans-10", 1)) == {
+        "features_2d": {"manifest": "results/smoke/teacher2d/street/features/manifest.json"},
+        "mix_partners": {},
+    }
+    assert train_input_args(config, Job("street", "ignet", "scans-10", 1)) == [
+        "--input", "features_2d=results/smoke/teacher2d/street/features",
+    ]  # fmt: skip
+    teacher = {"teacher_checkpoint": {"variant": "sup_only", "budget": "full"}}
+    config["variants"]["kd"] = {"method": "tests.kd_method:LogitKD", "inputs": teacher}
+    validate_config(config, SCHEMA)
+    job = Job("street", "kd", "scans-10", 2)
+    run = "results/smoke/runs/street/sup_only/full/seed2"
+    assert train_inputs(config, job) == {
+        "teacher_checkpoint": {"record": f"{run}/metrics.json", "model": f"{run}/model.pt"}
+    }
+    assert train_input_args(config, job) == ["--input", f"teacher_checkpoint={run}"]
+    before = variant_fingerprint(config, "kd")
+    config["variants"]["kd"]["inputs"]["teacher_checkpoint"]["budget"] = "scans-50"
+    assert variant_fingerprint(config, "kd") != before  # a changed teacher reruns the variant
 
 
 def test_dataset_roots(config):

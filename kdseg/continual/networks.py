@@ -124,6 +124,16 @@ class TinySegBackbone(ImageBackbone):
     projection of ``mod2`` and fused by a 3x3 conv, so the pre-logits (and PLOP's small logits)
     are at stride 4. Same feature taps as DeepLabV3: four pre-activation stage outputs, the
     body (``mod5`` after activation) and the pre-logits.
+
+    Args:
+        widths: channels of mod2..mod5 (four positive widths)
+        head_channels: ASPP output width
+        head_hidden: ASPP branch width
+        head_dilations: dilations of the ASPP's 3x3 branches (at stride 8)
+        decoder: fuse the ASPP output with mod2 at stride 4 (False: output at stride 8)
+        skip_channels: width of the 1x1 projection of mod2 in the decoder
+        activation: 'leaky_relu' or 'relu'
+        in_channels: input image channels (RGB = 3)
     """
 
     def __init__(
@@ -253,16 +263,33 @@ def frozen_copy(model: ContinualSegmenter) -> ContinualSegmenter:
     return old
 
 
-@register_backbone("deeplabv3_resnet101", view="image")
-def _deeplabv3_resnet101(**kwargs: object) -> DeepLabV3Backbone:
-    return deeplabv3("resnet101", **kwargs)  # type: ignore[arg-type]
+def _deeplabv3_factory(resnet: str):
+    def factory(
+        output_stride: int = 16,
+        head_channels: int = 256,
+        activation: str = "leaky_relu",
+        pretrained: str | Path | None = None,
+        in_channels: int = 3,
+    ) -> DeepLabV3Backbone:
+        return deeplabv3(resnet, output_stride, head_channels, activation, pretrained, in_channels)
+
+    factory.__doc__ = f"""DeepLabV3 with a {resnet} body, as in MiB/PLOP/LGKD.
+
+    Args:
+        output_stride: 16 or 8 (dilated last stages)
+        head_channels: ASPP width of every branch and of the output
+        activation: 'leaky_relu' (in-place ABN of the official code) or 'relu'
+        pretrained: optional weight file for the ResNet (official in-place-ABN checkpoint or
+            torchvision state dict)
+        in_channels: input image channels (RGB = 3)
+    """
+    return factory
 
 
-@register_backbone("deeplabv3_resnet50", view="image")
-def _deeplabv3_resnet50(**kwargs: object) -> DeepLabV3Backbone:
-    return deeplabv3("resnet50", **kwargs)  # type: ignore[arg-type]
+register_backbone("deeplabv3_resnet101", view="image")(_deeplabv3_factory("resnet101"))
+register_backbone("deeplabv3_resnet50", view="image")(_deeplabv3_factory("resnet50"))
 
 
-@register_backbone("cseg_tiny", view="image")
+@register_backbone("cseg_tiny", view="image", options=TinySegBackbone)
 def _cseg_tiny(**kwargs: object) -> TinySegBackbone:
     return TinySegBackbone(**kwargs)  # type: ignore[arg-type]

@@ -7,10 +7,11 @@ choice; [CBST] / [DAFormer] where the choice follows those self-training methods
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kdseg.errors import ConfigError
+from kdseg.options import build, helps, option
 
 from .data import AugmentConfig
 from .model import MODELS, STRIDE
@@ -44,8 +45,7 @@ SCALE_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 
-def _f(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+_f = option  # every field with its help text (kdseg.options)
 
 
 @dataclass(frozen=True)
@@ -146,14 +146,11 @@ class TeacherOptions:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TeacherOptions:
-        """Build from a dict; an unknown key raises :class:`ConfigError`."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(unknown[0], f"unknown 2D teacher option; known: {sorted(known)}")
-        return cls(**values)
+        """Build from a dict; an unknown key or a value of the wrong type raises
+        :class:`ConfigError` naming it (:func:`kdseg.options.build`)."""
+        return build(cls, values, what="2D teacher option")
 
     @staticmethod
     def help() -> dict[str, str]:
         """``{option: help text}``."""
-        return {f.name: f.metadata["help"] for f in dataclasses.fields(TeacherOptions)}
+        return helps(TeacherOptions)

@@ -6,12 +6,13 @@ deployed network: ``student`` or ``teacher``), ``dataset``, ``scale``, ``miou`` 
 ``iou/<class>`` (in %, ``nan`` for a class absent from the validation frames), the inference
 parity with Sup-only ``parity/parameters_ratio`` and ``parity/latency_ratio`` (``nan`` when the
 run measured none, e.g. Sup-only itself) and ``path``.
-Every problem with a file raises :class:`kdseg.errors.DataFormatError` naming that file.
+The files are run records (:class:`kdseg.record.RunRecord`, read and version-checked there: a
+``schema_version`` this kdseg does not read is refused). Every problem with a file raises
+:class:`kdseg.errors.DataFormatError` naming that file.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,9 +22,8 @@ import pandas as pd
 
 from kdseg.datasets.semantickitti_labels import CLASS_NAMES
 from kdseg.errors import DataFormatError
+from kdseg.record import RunRecord
 
-REQUIRED_KEYS: tuple[str, ...] = ("miou", "per_class_iou", "config")
-REQUIRED_CONFIG_KEYS: tuple[str, ...] = ("method", "variant", "dataset", "budget", "seed", "scale")
 IOU_PREFIX = "iou/"
 PARITY_KEYS: tuple[str, ...] = ("parameters_ratio", "latency_ratio")
 PARITY_PREFIX = "parity/"
@@ -63,30 +63,8 @@ def _score(path: Path, key: str, value: Any, allow_nan: bool) -> float:
 def load_metrics(path: str | Path) -> dict[str, Any]:
     """Read and validate one ``metrics.json``; returns one tidy record (scores in %)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DataFormatError(path, f"cannot read metrics file ({exc.strerror})") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(path, f"not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-    if not isinstance(data, dict):
-        raise DataFormatError(path, f"expected a JSON object, got {type(data).__name__}")
-    missing = [k for k in REQUIRED_KEYS if k not in data]
-    if missing:
-        raise DataFormatError(path, f"missing key(s) {missing}")
-    cfg = data["config"]
-    if not isinstance(cfg, dict):
-        raise DataFormatError(path, "'config' must be an object")
-    missing = [k for k in REQUIRED_CONFIG_KEYS if k not in cfg]
-    if missing:
-        raise DataFormatError(path, f"missing key(s) {['config.' + k for k in missing]}")
-    if isinstance(cfg["seed"], bool) or not isinstance(cfg["seed"], int):
-        raise DataFormatError(path, f"config.seed must be an integer, got {cfg['seed']!r}")
-    per_class = data["per_class_iou"]
-    if not isinstance(per_class, dict):
-        raise DataFormatError(path, "'per_class_iou' must be an object {class: IoU}")
+    run = RunRecord.read(path)
+    cfg, per_class = run.config, run.per_class_iou
     absent = [c for c in CLASS_NAMES if c not in per_class]
     if absent:
         raise DataFormatError(path, f"per_class_iou lacks class(es) {absent}")
@@ -96,15 +74,15 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
         "budget": str(cfg["budget"]),
         "seed": int(cfg["seed"]),
         "split_seed": int(cfg.get("split_seed", cfg["seed"])),
-        "deployed": str(data.get("deployed", "student")),
+        "deployed": run.deployed,
         "dataset": str(cfg["dataset"]),
         "scale": str(cfg["scale"]),
-        "miou": 100.0 * _score(path, "miou", data["miou"], allow_nan=False),
+        "miou": 100.0 * _score(path, "miou", run.miou, allow_nan=False),
     }
     for c in CLASS_NAMES:
         key = f"per_class_iou.{c}"
         record[IOU_PREFIX + c] = 100.0 * _score(path, key, per_class[c], allow_nan=True)
-    record |= _parity(path, data.get("parity"))
+    record |= _parity(path, run.parity)
     record["path"] = str(path)
     return record
 

@@ -1,27 +1,24 @@
-"""MLflow back-end of the :class:`~kdseg.tracking.Tracker` interface: one MLflow run per job.
+"""MLflow back-end of the :class:`~kdseg.tracking.base.Tracker` interface: one MLflow run.
 
 Everything goes through ``mlflow.MlflowClient`` with explicit run and experiment ids (never the
 fluent ``mlflow.start_run``/``set_experiment`` global state), so several trackers can live in one
 process, and every database write is retried on SQLite lock errors
-(:func:`kdseg.mlflow_store.retry_on_lock`). Store set-up and look-ups live in
-:mod:`kdseg.mlflow_store`; ``docs/tracking.md`` describes what is logged where.
+(:func:`kdseg.tracking.store.retry_on_lock`). Store set-up and look-ups live in
+:mod:`kdseg.tracking.store`; what a finished run logs is decided by :mod:`kdseg.tracking.sync`;
+``docs/tracking.md`` describes what is logged where. Only the tracking job imports this module
+(and MLflow): a training process never does.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from kdseg.io import atomic_open
-from kdseg.mlflow_store import (
+from kdseg.tracking.base import STATUSES, flatten_params
+from kdseg.tracking.store import (
     CURRENT_TAG,
     JOB_KEY_HASH_TAG,
     JOB_KEY_TAG,
@@ -30,33 +27,18 @@ from kdseg.mlflow_store import (
     MAX_TAG_VALUE_LENGTH,
     METRICS_PER_BATCH,
     PARAMS_PER_BATCH,
-    STATUSES,
     SUPERSEDED_BY_TAG,
     config_hash,
-    experiment_id,
-    git_commit,
     job_key_hash,
-    open_existing_store,
     retry_on_lock,
     sanitize_key,
     search_all_runs,
 )
-from kdseg.tracking import flatten_params
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = [
-    "MlflowTracker",
-    "config_hash",
-    "confusion_figure",
-    "default_class_names",
-    "git_commit",
-    "log_run_outputs",
-    "sanitize_key",
-    "snakemake_tags",
-    "tracker_for_job",
-]
+__all__ = ["MlflowTracker", "snakemake_tags", "tracker_for_job"]
 
 
 def snakemake_tags(rule: str | None, wildcards: Mapping[str, Any] | None = None) -> dict[str, str]:
@@ -88,9 +70,11 @@ class MlflowTracker:
         job_key: str,
         tags: Mapping[str, str] | None = None,
         run_name: str | None = None,
+        start_time_s: float | None = None,
     ) -> MlflowTracker:
-        """Create a run in ``experiment_id`` tagged with ``job_key`` and ``kdseg.current=true``,
-        then mark earlier current runs of the same job key superseded (:meth:`supersede_earlier`).
+        """Create a run in ``experiment_id`` tagged with ``job_key`` and ``kdseg.current=true``
+        (started at ``start_time_s``, Unix seconds, default now), then mark earlier current runs
+        of the same job key superseded (:meth:`supersede_earlier`).
         """
         all_tags = {_key(k): _tag_value(v) for k, v in (tags or {}).items()}
         all_tags.update({JOB_KEY_TAG: _tag_value(job_key), JOB_KEY_HASH_TAG: job_key_hash(job_key)})
@@ -100,6 +84,7 @@ class MlflowTracker:
             experiment_id,
             tags=all_tags,
             run_name=(run_name or job_key)[:MAX_KEY_LENGTH],
+            start_time=None if start_time_s is None else int(start_time_s * 1000),
         )
         tracker = cls(client, run.info.run_id)
         tracker.supersede_earlier(job_key)
@@ -132,6 +117,13 @@ class MlflowTracker:
             done.append(info.run_id)
         return done
 
+    def supersede(self, run_ids: list[str]) -> None:
+        """Mark the runs ``run_ids`` (which this run replaces) ``kdseg.current=false`` and
+        ``kdseg.superseded_by=<this run id>``."""
+        for run_id in run_ids:
+            retry_on_lock(self.client.set_tag, run_id, SUPERSEDED_BY_TAG, self.run_id)
+            retry_on_lock(self.client.set_tag, run_id, CURRENT_TAG, "false")
+
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log parameters, flattened with :func:`flatten_params`; keys sanitised, values cut to
         6000 characters. Re-logging an identical value is a no-op; a different value for a key
@@ -153,8 +145,11 @@ class MlflowTracker:
             )
             self._params.update((p.key, p.value) for p in items[i : i + PARAMS_PER_BATCH])
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Log scalar metrics at iteration ``step`` (0 when ``None``), timestamped now (ms).
+    def log_metrics(
+        self, metrics: Mapping[str, float], step: int | None = None, time_s: float | None = None
+    ) -> None:
+        """Log scalar metrics at iteration ``step`` (0 when ``None``), timestamped ``time_s``
+        (Unix seconds; default now).
 
         Names are sanitised with :func:`sanitize_key`; two different names that sanitise to the
         same key raise ``ValueError`` rather than mixing two series. Values are cast to float
@@ -162,7 +157,7 @@ class MlflowTracker:
         """
         from mlflow.entities import Metric
 
-        now_ms = int(time.time() * 1000)
+        now_ms = int((time.time() if time_s is None else time_s) * 1000)
         items = []
         for name, value in metrics.items():
             key = _key(name)
@@ -202,13 +197,17 @@ class MlflowTracker:
         else:
             raise FileNotFoundError(f"{p}: artifact does not exist")
 
-    def finish(self, status: str = "FINISHED") -> None:
-        """End the run with ``status`` (``FINISHED``, ``FAILED`` or ``KILLED``). Calling it again
-        overwrites the status and end time, so a caller may finish a run that a callee finished."""
+    def finish(self, status: str = "FINISHED", end_time_s: float | None = None) -> None:
+        """End the run with ``status`` (``FINISHED``, ``FAILED`` or ``KILLED``; ``RUNNING`` leaves
+        it open) at ``end_time_s`` (Unix seconds, default now). Calling it again overwrites the
+        status and end time."""
         status = str(status).upper()
+        if status == "RUNNING":
+            return
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
-        retry_on_lock(self.client.set_terminated, self.run_id, status)
+        end = None if end_time_s is None else int(end_time_s * 1000)
+        retry_on_lock(self.client.set_terminated, self.run_id, status, end)
 
     def __enter__(self) -> MlflowTracker:
         return self
@@ -241,100 +240,22 @@ def tracker_for_job(
     tags: Mapping[str, str],
     tracking_uri: str | None = None,
 ) -> MlflowTracker:
-    """Start the MLflow run of one training job in the existing experiment ``experiment``.
+    """Start the MLflow run of ``job_key`` in the existing experiment ``experiment``.
 
     URI: ``tracking_uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<abs>/results/mlflow.db``
-    (:func:`kdseg.mlflow_store.resolve_tracking_uri`). The store and the experiment must exist
-    (:func:`kdseg.mlflow_store.init_store`); otherwise ``StoreNotInitialisedError`` /
-    ``ExperimentNotFoundError`` name what is missing. Tags added: ``kdseg.git_commit`` (and
-    MLflow's ``mlflow.source.git.commit``), ``kdseg.job_key``, ``kdseg.current``,
-    ``kdseg.slurm_job_id`` when ``$SLURM_JOB_ID`` is set, then ``tags`` as given.
+    (:func:`kdseg.tracking.store.resolve_tracking_uri`). The store and the experiment must
+    exist (:func:`kdseg.tracking.store.init_store`); otherwise ``StoreNotInitialisedError`` /
+    ``ExperimentNotFoundError`` name what is missing. Tags added: ``kdseg.job_key``,
+    ``kdseg.current``, ``kdseg.slurm_job_id`` when ``$SLURM_JOB_ID`` is set, then ``tags``.
     """
+    import os
+
+    from kdseg.tracking.store import experiment_id, open_existing_store
+
     client, uri = open_existing_store(tracking_uri)
     exp = experiment_id(client, experiment, uri)
-    commit = git_commit()
-    all_tags = {"kdseg.git_commit": commit, "mlflow.source.git.commit": commit}
+    all_tags = {}
     if os.environ.get("SLURM_JOB_ID"):
         all_tags["kdseg.slurm_job_id"] = os.environ["SLURM_JOB_ID"]
     all_tags.update({str(k): str(v) for k, v in tags.items()})
     return MlflowTracker.start(client, exp, job_key, all_tags)
-
-
-def confusion_figure(
-    matrix: Sequence[Sequence[float]] | np.ndarray, class_names: Sequence[str], path: str | Path
-) -> Path:
-    """Write a row-normalised confusion matrix (rows = ground truth) as a PNG, atomically.
-
-    Each cell shows the fraction of a ground-truth class's points predicted as each class (rows
-    without points stay 0); the class names label both axes. Returns ``path``.
-    """
-    from matplotlib.figure import Figure
-
-    cm = np.asarray(matrix, dtype=np.float64)
-    n = cm.shape[0]
-    if cm.ndim != 2 or cm.shape != (n, n) or len(class_names) != n:
-        raise ValueError(
-            f"need an n x n matrix and n class names, got {cm.shape}, {len(class_names)}"
-        )
-    rows = cm.sum(axis=1, keepdims=True)
-    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    size = max(4.0, 0.45 * n + 2.0)
-    fig = Figure(figsize=(size, size * 0.9), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    im = ax.imshow(norm, vmin=0.0, vmax=1.0, cmap="viridis")
-    ax.set_xticks(range(n), list(class_names), rotation=90, fontsize=7)
-    ax.set_yticks(range(n), list(class_names), fontsize=7)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("ground-truth class")
-    ax.set_title("confusion matrix (row-normalised)")
-    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of ground-truth points")
-    path = Path(path)
-    with atomic_open(path, "wb") as fh:
-        fig.savefig(fh, format="png")
-    return path
-
-
-def default_class_names(metrics: Mapping[str, Any], n: int) -> list[str]:
-    """Class names for an ``n``-class metrics.json: its ``class_names`` list if present, the
-    SemanticKITTI train classes when ``n`` is 19, else ``"0".."n-1"``."""
-    names = metrics.get("class_names")
-    if isinstance(names, list) and len(names) == n:
-        return [str(x) for x in names]
-    from kdseg.datasets.semantickitti_labels import CLASS_NAMES
-
-    return list(CLASS_NAMES) if n == len(CLASS_NAMES) else [str(i) for i in range(n)]
-
-
-def log_run_outputs(
-    tracker: MlflowTracker, run_dir: str | Path, class_names: Sequence[str] | None = None
-) -> dict[str, float]:
-    """Log a finished run's ``run_dir/metrics.json``: final metrics, config, artifacts.
-
-    Final metrics (at step ``config.trainer.iterations``, else 0): ``miou``, ``accuracy``,
-    ``wall_time_s`` (s), ``parameters`` (count), ``inference_latency_ms`` (ms) and ``iou/<class>``.
-    The config is logged with :meth:`MlflowTracker.log_config`. Artifacts: ``metrics.json`` and
-    ``confusion_matrix.png`` (written into ``run_dir``, :func:`confusion_figure`). Returns the
-    final metrics that were logged.
-    """
-    run_dir = Path(run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    final: dict[str, float] = {}
-    for key in ("miou", "accuracy", "wall_time_s", "parameters", "inference_latency_ms"):
-        value = metrics.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            final[key] = float(value)
-    for name, iou in (metrics.get("per_class_iou") or {}).items():
-        final[f"iou/{name}"] = math.nan if iou is None else float(iou)
-    config = metrics.get("config") or {}
-    step = (config.get("trainer") or {}).get("iterations", 0) if isinstance(config, dict) else 0
-    tracker.log_metrics(final, step=int(step or 0))
-    if config:
-        tracker.log_config(config)
-    tracker.log_artifact(run_dir / "metrics.json")
-    cm = metrics.get("confusion_matrix")
-    if cm:
-        names = (
-            list(class_names) if class_names is not None else default_class_names(metrics, len(cm))
-        )
-        tracker.log_artifact(confusion_figure(cm, names, run_dir / "confusion_matrix.png"))
-    return final

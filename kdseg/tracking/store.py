@@ -11,14 +11,12 @@ which retries SQLite "database is locked" errors with bounded exponential backof
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import random
 import re
 import sqlite3
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -48,7 +46,6 @@ MAX_PARAM_VALUE_LENGTH = 6000
 MAX_TAG_VALUE_LENGTH = 8000
 PARAMS_PER_BATCH = 100
 METRICS_PER_BATCH = 1000
-STATUSES = ("FINISHED", "FAILED", "KILLED")
 _BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_./\- ]")
 
 
@@ -294,18 +291,3 @@ def config_hash(config: Mapping[str, Any]) -> str:
     """Stable sha256 (hex, 16 characters) of a resolved config: key order does not matter."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-@functools.lru_cache(maxsize=8)
-def git_commit(repo_dir: str | None = None) -> str:
-    """``git rev-parse HEAD`` of ``repo_dir`` (default: the folder holding the kdseg package),
-    or ``"unknown"`` when it is not a git checkout or git is missing."""
-    where = repo_dir or str(Path(__file__).resolve().parents[1])
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    commit = out.stdout.strip()
-    return commit if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", commit) else "unknown"

@@ -1,23 +1,21 @@
-"""Experiment tracking behind one small interface.
+"""The tracker interface the Trainer talks to, and back-end independent helpers.
 
-The Trainer and the benchmark scripts talk only to :class:`Tracker`; concrete back-ends (a local
-JSONL log here, MLflow later) are interchangeable. :class:`JsonlTracker` appends one JSON object per
-call and flushes it, so the history of a run survives a crash. It is the one file of the project
-that is appended to rather than written atomically: rewriting a growing log on every call would be
-quadratic, and a crash can at worst cut the last line short, which :func:`read_jsonl` tolerates.
+A training process writes only its local log (:class:`kdseg.tracking.jsonl.JsonlTracker`) and its
+run record; MLflow is fed afterwards from those files (:mod:`kdseg.tracking.sync`). Any object with
+the five methods of :class:`Tracker` can stand in (:class:`NullTracker`, :class:`MultiTracker`,
+:class:`kdseg.tracking.mlflow.MlflowTracker`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from kdseg.errors import DataFormatError
+#: the statuses a run ends with (MLflow's terminal statuses)
+STATUSES: tuple[str, ...] = ("FINISHED", "FAILED", "KILLED")
 
 
 @runtime_checkable
@@ -59,43 +57,6 @@ class NullTracker:
         pass
 
 
-class JsonlTracker:
-    """Appends one JSON object per call to ``path``: ``{"event", "time", ...payload}``.
-
-    Events: ``params`` (``params``), ``metrics`` (``metrics``, ``step``), ``tags`` (``tags``),
-    ``artifact`` (``path``), ``finish`` (``status``). ``time`` is Unix time in seconds.
-    Non-finite metric values are written as JSON ``NaN``/``Infinity`` (Python's json reads them).
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def _append(self, event: str, **payload: Any) -> None:
-        record = {"event": event, "time": time.time(), **payload}
-        line = json.dumps(record, sort_keys=True) + "\n"
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        self._append("params", params={str(k): str(v) for k, v in params.items()})
-
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        values = {str(k): float(v) for k, v in metrics.items()}
-        self._append("metrics", metrics=values, step=step)
-
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        self._append("tags", tags={str(k): str(v) for k, v in tags.items()})
-
-    def log_artifact(self, path: str | Path) -> None:
-        self._append("artifact", path=str(Path(path).resolve()))
-
-    def finish(self, status: str = "FINISHED") -> None:
-        self._append("finish", status=str(status))
-
-
 class MultiTracker:
     """Forwards every call to each of ``trackers`` in order."""
 
@@ -121,27 +82,6 @@ class MultiTracker:
     def finish(self, status: str = "FINISHED") -> None:
         for t in self.trackers:
             t.finish(status)
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read a :class:`JsonlTracker` log. A final line cut short by a crash is skipped; a corrupt
-    line elsewhere raises :class:`~kdseg.errors.DataFormatError` naming the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(path, "tracking log does not exist")
-    text = path.read_text(encoding="utf-8")
-    lines = text.split("\n")
-    records = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            if lineno == len(lines):  # no trailing newline: the write was interrupted
-                break
-            raise DataFormatError(path, f"line {lineno}: invalid JSON ({exc.msg})") from None
-    return records
 
 
 def _leaf_str(value: Any) -> str:
