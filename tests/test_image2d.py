@@ -29,7 +29,7 @@ from kdseg.image2d import data as data2d
 from kdseg.image2d.adapt import class_thresholds, pseudo_labels
 from kdseg.image2d.features import cache_path
 from kdseg.image2d.model import Teacher2D, make_teacher, save_teacher
-from kdseg.image2d.train import make_optimizer, train_step
+from kdseg.image2d.trainers import SourceTraining, fit_phase
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -97,15 +97,18 @@ def test_options_per_scale():
         TeacherOptions.for_scale("smoke", source_itres=2)
 
 
-def test_training_step_lowers_loss_on_a_fixed_batch(street: Path):
+def test_training_step_lowers_loss_on_a_fixed_batch(street: Path, tmp_path: Path):
+    """Source training runs through the suite's Trainer (one training loop)."""
     torch.manual_seed(0)
     images, labels = data2d.load_source(street)
-    aug = TeacherOptions(**TINY).augment()
-    x, y = data2d.source_batch(images, labels, aug, batch_size=2, seed=0, step=0)
-    model = build_model("tiny_fpn", 8)
-    opt = make_optimizer(model, lr=3e-3, weight_decay=0.0)
-    losses = [train_step(model, opt, x, y) for _ in range(8)]
-    assert losses[-1] < 0.9 * losses[0], losses
+    opts = TeacherOptions(**{**TINY, "weight_decay": 0.0})
+    x, y = data2d.source_batch(images, labels, opts.augment(), batch_size=2, seed=0, step=0)
+    method = SourceTraining(build_model("tiny_fpn", 8))
+    trainer = fit_phase(method, lambda step: (x, y), opts, 8, 3e-3, tmp_path)
+    first, last = method.first_last()
+    assert last < 0.9 * first, (first, last)
+    assert trainer.step == 8 and not trainer.checkpoint_path.exists()
+    assert (tmp_path / "train_log.jsonl").is_file()
 
 
 # ---------------------------------------------------------------------- bilinear sampling
@@ -201,6 +204,32 @@ def test_same_seed_same_weights(street: Path, tmp_path: Path):
     a, b, c = weights(3, "a"), weights(3, "b"), weights(4, "c")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_interrupted_teacher_resumes_to_the_same_weights(street: Path, tmp_path: Path, monkeypatch):
+    """Both phases run through the suite's Trainer: an interrupt during adaptation leaves its
+    checkpoint, and running the same command again resumes it to the uninterrupted weights."""
+    from kdseg.image2d.trainers import SelfTraining
+
+    opts = TeacherOptions(**{**TINY, "adapt_iters": 4})
+    whole = train_teacher(street, tmp_path / "whole", opts)
+    original = SelfTraining.training_step
+    calls = {"n": 0}
+
+    def interrupt_at_step_2(self, batch, step):
+        if step == 2 and calls["n"] == 0:
+            calls["n"] += 1
+            raise KeyboardInterrupt
+        return original(self, batch, step)
+
+    monkeypatch.setattr(SelfTraining, "training_step", interrupt_at_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_teacher(street, tmp_path / "cut", opts)
+    assert (tmp_path / "cut" / "adaptation" / "checkpoint_last.pt").is_file()
+    resumed = train_teacher(street, tmp_path / "cut", opts)
+    assert resumed["teacher_sha256"] == whole["teacher_sha256"]
+    assert resumed["adaptation_log"] == whole["adaptation_log"]
+    assert not (tmp_path / "cut" / "adaptation" / "checkpoint_last.pt").exists()
 
 
 def test_adaptation_never_reads_training_labels_2(street: Path, tmp_path: Path, monkeypatch):

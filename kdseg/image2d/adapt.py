@@ -11,6 +11,9 @@ Per step ``k``:
 3. the student minimises ``λ_s CE(f(x_s), y_s) + λ_t CE(f(x̃_t), ŷ)`` (one forward of both
    batches, so BatchNorm sees both domains) with AdamW; then ``θ_ema ← m θ_ema + (1−m) θ``.
 
+The loop is the suite's Trainer (:class:`kdseg.image2d.trainers.SelfTraining`): it owns the
+optimizer, the poly learning rate, the EMA teacher and the checkpoints.
+
 Class thresholds ``τ_c = min(q_c, threshold_max)``, where ``q_c`` is the confidence at the top-p
 quantile of the EMA teacher's pixels predicted as ``c`` over all target training images
 (CBST's class-balanced rule), recomputed every ``threshold_refresh`` steps. ``labels_2`` is
@@ -31,7 +34,8 @@ from kdseg.ema import EmaTeacher
 
 from .data import load_target_images, source_batch, target_batch
 from .options import TeacherOptions
-from .train import make_optimizer, poly_lr, predict, supervised_loss
+from .train import predict
+from .trainers import SelfTraining, fit_phase
 
 
 @torch.no_grad()
@@ -77,58 +81,47 @@ def self_train(
     src_images: torch.Tensor,
     src_labels: torch.Tensor,
     options: TeacherOptions,
+    out_dir: str | Path,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Adapt ``model`` (trained on the source) to ``image_2`` of ``train_sequences``.
+    """Adapt ``model`` (trained on the source) to ``image_2`` of ``train_sequences`` through
+    the Trainer (folder ``out_dir``: log, checkpoint while unfinished).
 
     Returns:
-        ``(the EMA teacher (eval mode, frozen), log)``; the log holds the last class thresholds,
-        the mean fraction of target pixels that got a pseudo-label and first/last losses.
+        ``(the EMA teacher, log)``; the log holds the last class thresholds, the mean fraction
+        of target pixels that got a pseudo-label and first/last losses.
     """
     target = load_target_images(dataset_root, train_sequences)
     k = int(model.num_classes)
-    ema = EmaTeacher(model, options.ema_momentum, warmup=False)
-    optimizer = make_optimizer(model, options.adapt_lr, options.weight_decay)
     aug = options.augment()
     b = options.batch_size
-    thresholds = torch.zeros(k)
-    losses: list[float] = []
-    kept: list[float] = []
-    for step in range(options.adapt_iters):
-        if step % options.threshold_refresh == 0:
-            thr = class_thresholds(
-                ema.teacher,
-                target,
-                options.pseudo_top_p,
-                options.threshold_max,
-                k,
-                options.eval_batch,
-            )
-            thresholds = torch.from_numpy(thr).float()
-        for group in optimizer.param_groups:
-            group["lr"] = poly_lr(options.adapt_lr, step, options.adapt_iters)
+
+    def thresholds(teacher: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        thr = class_thresholds(
+            teacher, images, options.pseudo_top_p, options.threshold_max, k, options.eval_batch
+        )
+        return torch.from_numpy(thr).float()
+
+    def batches(step: int) -> Any:
         # source steps continue the source stream so no batch repeats one of source training
         xs, ys = source_batch(
             src_images, src_labels, aug, b, options.seed, options.source_iters + step
         )
-        clean, strong = target_batch(target, aug, b, options.seed, step)
-        with torch.no_grad():
-            yt = pseudo_labels(ema.teacher(clean)["logits"].softmax(dim=1), thresholds)
-        student_in = strong if options.student_jitter else clean
-        model.train()
-        logits = model(torch.cat([xs, student_in]))["logits"]
-        loss = options.source_weight * supervised_loss(logits[:b], ys)
-        loss = loss + options.pseudo_weight * supervised_loss(logits[b:], yt)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        ema.update(model)
-        losses.append(float(loss.detach()))
-        kept.append(float((yt != IGNORE_INDEX).float().mean()))
+        return (xs, ys), target_batch(target, aug, b, options.seed, step)
+
+    method = SelfTraining(model, target, options, thresholds, pseudo_labels)
+    if options.adapt_iters == 0:
+        teacher: nn.Module = EmaTeacher(model, options.ema_momentum).teacher
+    else:
+        trainer = fit_phase(
+            method, batches, options, options.adapt_iters, options.adapt_lr, Path(out_dir)
+        )
+        assert trainer.teacher is not None
+        teacher = trainer.teacher.network
     log = {
         "method": "ema_self_training_classwise_thresholds",
         "num_target_images": int(target.shape[0]),
-        "thresholds": thresholds.tolist(),
-        "pseudo_label_fraction_mean": float(np.mean(kept)) if kept else 0.0,
-        "loss_first_last": [losses[0], losses[-1]] if losses else [],
+        "thresholds": method.thresholds.tolist(),
+        "pseudo_label_fraction_mean": method.kept_fraction(),
+        "loss_first_last": method.first_last(),
     }
-    return ema.teacher, log
+    return teacher, log

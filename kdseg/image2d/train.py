@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from kdseg import IGNORE_INDEX
 from kdseg.datasets.semantickitti import SemanticKITTI
 from kdseg.datasets.semantickitti_labels import CLASS_NAMES
 from kdseg.datasets.splits import sequence_split
@@ -34,55 +32,35 @@ from .model import (
     save_teacher,
 )
 from .options import TeacherOptions
+from .trainers import SourceTraining, fit_phase, supervised_loss
 
 TEACHER_FILE = "teacher.pt"
 METRICS_FILE = "metrics.json"
+SOURCE_PHASE = "source"  # folders of the two training phases (logs; checkpoints while running)
+ADAPT_PHASE = "adaptation"
 
-
-def poly_lr(base: float, step: int, total: int, power: float = 0.9) -> float:
-    """``base · (1 − step/total)^power``."""
-    return base * (1.0 - step / max(total, 1)) ** power
-
-
-def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """AdamW over the trainable parameters."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-
-
-def supervised_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean CE over labelled pixels; ``logits`` ``(B, K, H, W)``, ``labels`` ``(B, H, W)``
-    (255 = ignore). Zero (with a gradient path) when no pixel is labelled."""
-    if not (labels != IGNORE_INDEX).any():
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
-
-
-def train_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor
-) -> float:
-    """One supervised step on ``images`` ``(B, 3, H, W)`` / ``labels`` ``(B, H, W)``; the loss."""
-    model.train()
-    loss = supervised_loss(model(images)["logits"], labels)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return float(loss.detach())
+__all__ = ["adopt_teacher", "evaluate", "predict", "supervised_loss", "train_teacher"]
 
 
 def train_source(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, options: TeacherOptions
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    options: TeacherOptions,
+    out_dir: str | Path,
 ) -> list[float]:
-    """Supervised training on the source domain; returns the loss of every step."""
-    optimizer = make_optimizer(model, options.lr, options.weight_decay)
+    """Supervised training on the source domain through the Trainer (folder ``out_dir``:
+    log, checkpoint while unfinished); returns the first and last step's loss."""
+    if options.source_iters == 0:
+        return []
     aug = options.augment()
-    losses = []
-    for step in range(options.source_iters):
-        for group in optimizer.param_groups:
-            group["lr"] = poly_lr(options.lr, step, options.source_iters)
-        x, y = source_batch(images, labels, aug, options.batch_size, options.seed, step)
-        losses.append(train_step(model, optimizer, x, y))
-    return losses
+    method = SourceTraining(model)
+
+    def batches(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return source_batch(images, labels, aug, options.batch_size, options.seed, step)
+
+    fit_phase(method, batches, options, options.source_iters, options.lr, Path(out_dir))
+    return method.first_last()
 
 
 @torch.no_grad()
@@ -169,7 +147,7 @@ def train_teacher(
     model = build_model(options.arch, options.feature_dim)
 
     t0 = time.perf_counter()
-    src_losses = train_source(model, src_images, src_labels, options)
+    src_losses = train_source(model, src_images, src_labels, options, out_dir / SOURCE_PHASE)
     t_source = time.perf_counter() - t0
     before = score(model)
 
@@ -177,7 +155,13 @@ def train_teacher(
     if options.adaptation == "self_training":
         t0 = time.perf_counter()
         model, adapt_log = self_train(
-            model, dataset_root, split["train"], src_images, src_labels, options
+            model,
+            dataset_root,
+            split["train"],
+            src_images,
+            src_labels,
+            options,
+            out_dir / ADAPT_PHASE,
         )
         t_adapt = time.perf_counter() - t0
         after = score(model)
@@ -202,7 +186,7 @@ def train_teacher(
             "adaptation": t_adapt,
             "total": time.perf_counter() - t_start,
         },
-        "source_loss_first_last": [src_losses[0], src_losses[-1]] if src_losses else [],
+        "source_loss_first_last": src_losses,
         "adaptation_log": adapt_log,
         "eval_sequences": list(split["val"]) if scored else [],
         "adapt_sequences": list(split["train"]) if adapted else [],
