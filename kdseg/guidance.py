@@ -1,4 +1,5 @@
-"""Per-point 2D guidance for training batches: the 2D teacher's cached features of a frame.
+"""Per-point 2D guidance for training batches: the 2D teacher's cached features of a frame
+(read by the ``features_2d`` input provider, :mod:`kdseg.inputs.features_2d`).
 
 :class:`GuidanceStore` reads the cache written by :func:`kdseg.image2d.cache_features` (one
 ``.npz`` per frame plus ``manifest.json``) through :func:`kdseg.image2d.load_point_features` and
@@ -19,9 +20,6 @@ import numpy as np
 from kdseg import IGNORE_INDEX
 from kdseg.budgets import FrameId
 from kdseg.errors import DataFormatError
-
-#: The ``Method.requires`` key of methods that train with per-point 2D guidance.
-FEATURES_2D = "features_2d"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 from kdseg import jobs
 from kdseg.scales import get_scale
 from kdseg.workflow import (
-    FEATURES_2D,
     dataset_root,
     scale_settings,
     split_seed,

@@ -159,3 +159,21 @@ def test_methods_from_the_entry_point_group(tmp_path: Path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("my_logit_kd: Supervised loss + T")
     assert "requires: teacher_checkpoint" in out.stdout and "temperature=2.0" in out.stdout
+
+
+def test_listing_commands(capsys):
+    """`kdseg methods`, `kdseg backbones`, `kdseg inputs`: names, options, defaults, help."""
+    from kdseg.cli import main
+
+    assert main(["methods", "ignet"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ignet: ") and "requires: features_2d, mix_partners" in out
+    assert "fd_loss='cosine'" in out and "consistency_weight=200.0" in out
+    assert main(["backbones", "minkunet_tiny", "cseg_tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "minkunet_tiny (voxel): CPU default" in out and "in_channels=4" in out
+    assert "cseg_tiny (image)" in out and "widths=(16, 24, 48, 64)" in out
+    assert main(["inputs"]) == 0
+    out = capsys.readouterr().out
+    assert "--input teacher_checkpoint=VALUE  (a finished run folder" in out
+    assert "--input mix_partners=  (no value)" in out and "variant=(required)" in out

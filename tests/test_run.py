@@ -158,3 +158,18 @@ def test_schedule_multiplies_iterations_and_warmup(smoke_data, tmp_path):
     assert m["config"]["trainer"]["iterations"] == 6 and m["config"]["schedule"] == 2.0
     with pytest.raises(ConfigError, match="schedule"):
         train_run(smoke_data, split, "sup_only", tmp_path / "x0", scale="smoke", schedule=0.0)
+
+
+def test_parity_reference_is_named_by_the_method_class(monkeypatch):
+    """Default: a fresh network of the deployed spec; a class may name a registered method
+    whose deployed network (with the run's shared options) is the reference."""
+    from kdseg.methods.base import build_method, method_class
+    from kdseg.run import parity_reference
+
+    model = build_method("mean_teacher", 19, {"backbone": "range_unet_tiny"})
+    net = model.inference_network()
+    ref, what = parity_reference(model, net)
+    assert what == "network spec" and ref.spec() == net.spec() and ref is not net
+    monkeypatch.setattr(method_class("mean_teacher"), "parity_reference", "sup_only")
+    ref, what = parity_reference(model, net)
+    assert what == "method sup_only" and ref.spec() == net.spec()  # backbone option shared
