@@ -231,13 +231,21 @@ def study_seeds(config: dict[str, Any], study: str) -> list[int]:
     return list(scale_settings(config).get("seeds") or config["studies"][study]["seeds"])
 
 
+def study_budgets(config: dict[str, Any], study: str) -> list[str]:
+    """Budgets of a study at the active scale: the study's, minus the scale's ``drop_budgets``
+    (the CPU default scale drops 20 % and 50 % to fit its time budget; the paper scale keeps
+    them)."""
+    dropped = set(scale_settings(config).get("drop_budgets") or ())
+    return [b for b in config["studies"][study]["budgets"] if b not in dropped]
+
+
 def study_jobs(config: dict[str, Any], study: str) -> list[Job]:
     """Every training run the study's table needs, sorted."""
     s = config["studies"][study]
     return sorted(
         Job(s["dataset"], v, b, seed)
         for v in s["rows"]
-        for b in s["budgets"]
+        for b in study_budgets(config, study)
         for seed in study_seeds(config, study)
     )
 
@@ -280,7 +288,7 @@ def study_definition(config: dict[str, Any], study: str) -> dict[str, Any]:
             ds.get("reported_dataset", s["dataset"]) if real else f"synthetic {s['dataset']}"
         ),
         "rows": [[v, config["variants"][v].get("display", v)] for v in s["rows"]],
-        "columns": list(s["budgets"]),
+        "columns": study_budgets(config, study),
         "seeds": study_seeds(config, study),
         "scale": config["scale"],
         "per_class_budget": s.get("per_class_budget"),

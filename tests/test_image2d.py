@@ -86,7 +86,9 @@ def test_options_are_validated():
 
 
 def test_options_per_scale():
-    assert TeacherOptions.for_scale("default") == TeacherOptions()
+    default = TeacherOptions.for_scale("default")
+    assert (default.crop_height, default.crop_width) == (64, 128)  # 240 x 72 default images
+    assert (default.source_iters, default.adapt_iters) == (1600, 800)
     smoke = TeacherOptions.for_scale("smoke", adaptation="none")
     assert (smoke.source_iters, smoke.adapt_iters, smoke.feature_dim) == (4, 3, 16)
     assert smoke.adaptation == "none" and smoke.crop_width == 64

@@ -14,6 +14,7 @@ from kdseg.workflow import (
     Job,
     dataset_root,
     split_seed,
+    study_definition,
     study_jobs,
     teacher_args,
     track_jobs,
@@ -156,7 +157,17 @@ def test_bad_config_names_the_key(config, mutate, key, problem):
 
 def test_study_jobs_and_scale_seeds(config):
     jobs = study_jobs(config, "table1")
-    assert len(jobs) == 4 * 6 * 3
+    assert len(jobs) == 4 * 4 * 3  # the default scale drops 20 % and 50 % (drop_budgets)
+    assert {j.budget for j in jobs} == {"scribbles", "scans-1", "scans-10", "full"}
+    assert study_definition(config, "table1")["columns"] == [
+        "scribbles",
+        "scans-1",
+        "scans-10",
+        "full",
+    ]
+    config["scale"] = "paper"
+    assert len(study_jobs(config, "table1")) == 4 * 6 * 3
+    config["scale"] = "default"
     assert len(study_jobs(config, "table_ignet_ablation")) == 4 * 2 * 3
     config["scale"] = "smoke"
     smoke = study_jobs(config, "table1")
