@@ -107,7 +107,7 @@ def train_run(
     run_scale = get_scale(scale)
     cls = method_class(method)
     bound = bind_inputs(cls.requires, inputs or {}, RunContext(method, Path(data_root), split))
-    opts = method_options(cls, {**run_scale.method_defaults, **(options or {})}, bound)
+    opts = method_options(cls, {**run_scale.defaults_for(cls.Options), **(options or {})}, bound)
     seed_everything(seed)  # the initial weights depend on the seed only
     model = build_method(method, NUM_CLASSES, opts)
     if not schedule > 0:

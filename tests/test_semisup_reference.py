@@ -17,7 +17,7 @@ from kdseg.datasets.synthetic_street import StreetConfig, generate
 from kdseg.ema import EmaTeacher, attach_teacher
 from kdseg.inputs import RunContext, bind_inputs
 from kdseg.lidar_data import FrameStore, LidarBatches
-from kdseg.methods.base import build_method
+from kdseg.methods.base import build_method, method_class
 from kdseg.methods.ignet import fov_mix
 from kdseg.run import train_run
 from kdseg.scales import get_scale
@@ -119,10 +119,38 @@ def test_fovmix_refuses_a_scan_as_its_own_partner():
 
 def test_batch_composition_of_the_scales():
     """Paper scale: 2 labelled + 2 unlabelled scans per batch (LaserMix config); default: 1:1."""
-    paper = get_scale("paper").method_defaults
+    paper, default = get_scale("paper"), get_scale("default")
     for name in ("mean_teacher", "lasermix", "ignet"):
-        assert build_method(name, 19, paper).opts.clouds_per_batch == (2, 2)
-    assert build_method("sup_only", 19, paper).opts.clouds_per_batch == (2, 0)
+        cls = method_class(name)
+        assert build_method(name, 19, paper.defaults_for(cls.Options)).opts.clouds_per_batch == (
+            2,
+            2,
+        )
+        opts = build_method(name, 19, default.defaults_for(cls.Options)).opts
+        assert opts.clouds_per_batch == (8, 8)
+    sup = method_class("sup_only")
+    assert build_method("sup_only", 19, paper.defaults_for(sup.Options)).opts.clouds_per_batch == (
+        2,
+        0,
+    )
+
+
+def test_scale_defaults_go_to_the_methods_that_have_them():
+    """A scale may set one family's option (IGNet's InfoNCE sample cap) without giving it to the
+    others; every key of every scale belongs to at least one registered method."""
+    from dataclasses import fields
+
+    from kdseg.methods.base import list_methods
+    from kdseg.scales import SCALES
+
+    assert "contrastive_samples" not in get_scale("default").defaults_for(
+        method_class("sup_only").Options
+    )
+    ignet = get_scale("default").defaults_for(method_class("ignet").Options)
+    assert ignet["contrastive_samples"] == 256
+    known = {f.name for m in list_methods() for f in fields(method_class(m).Options)}
+    for scale in SCALES.values():
+        assert set(scale.method_defaults) <= known, scale.name
 
 
 def test_lasermix_mixed_scans_get_the_supervised_loss():
