@@ -38,6 +38,7 @@ from kdseg.teachers import TeacherSpec
 
 __all__ = [
     "METHODS",
+    "BaseMethod",
     "Method",
     "Options",
     "TeacherSpec",
@@ -102,15 +103,19 @@ class Options:
         return self.labelled_per_batch, self.labelled_per_batch if unl is None else unl
 
 
-class Method(nn.Module, abc.ABC):
-    """Base class of all methods.
+class BaseMethod(nn.Module, abc.ABC):
+    """What every method has, whatever its task family (LiDAR :class:`Method`, the continual 2D
+    methods of ``kdseg.methods.continual``).
 
     Class attributes:
         name: the registry name (set by :func:`register_method`).
-        requires: inputs the run must provide beyond the clouds, by provider name
+        family: the task family whose run trains it (``"lidar"``: :mod:`kdseg.run`;
+            ``"image_continual"``: :mod:`kdseg.run_continual`); the workflow and the tests pick
+            the data, the batches and the run by it, never by the method's name.
+        requires: inputs the run must provide beyond the data, by provider name
             (:data:`kdseg.inputs.PROVIDERS`: ``features_2d``, ``mix_partners``,
-            ``teacher_checkpoint``, ...); empty for pure LiDAR methods. Batches then carry their
-            ``extras``; a frozen teacher reads ``teacher_checkpoint``.
+            ``teacher_checkpoint``, ``old_model``, ...). Batches then carry their ``extras``; a
+            frozen teacher reads ``teacher_checkpoint`` (or the input its spec names).
         Options: the options dataclass.
         parity_reference: the registered method whose deployed network (built with this run's
             shared options) is the inference-parity reference; ``None`` (default): a fresh
@@ -118,40 +123,18 @@ class Method(nn.Module, abc.ABC):
     """
 
     name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
     requires: ClassVar[frozenset[str]] = frozenset()
-    Options: ClassVar[type[Options]] = Options
+    Options: ClassVar[type] = Options
     parity_reference: ClassVar[str | None] = None
 
-    def __init__(self, opts: Options, num_classes: int) -> None:
+    def __init__(self, opts: Any, num_classes: int) -> None:
         super().__init__()
         self.opts = opts
         self.num_classes = num_classes
-        self.student = build_segmenter(
-            opts.backbone,
-            num_classes,
-            coord_scale=opts.coord_scale,
-            voxel_size=opts.voxel_size,
-            range_height=opts.range_height,
-            range_width=opts.range_width,
-            fov_up_deg=opts.fov_up_deg,
-            fov_down_deg=opts.fov_down_deg,
-        )
+        self.student: nn.Module
         self.teacher: nn.Module | None = None  # set by the Trainer (teacher_spec)
         self.total_iterations: int | None = None  # set by the run before training (schedules)
-        self.register_buffer("class_weight", torch.ones(num_classes), persistent=True)
-
-    def set_class_frequencies(self, frequencies: np.ndarray) -> None:
-        """Set the supervised CE's class weights from the labelled points' class shares
-        ``(K,)`` (``opts.class_weighting``; a no-op for ``"none"``)."""
-        weights = class_weights(frequencies, self.opts.class_weighting)
-        self.class_weight.copy_(torch.from_numpy(weights))
-
-    def supervised(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The supervised loss terms on ``logits (M, K)`` / ``labels (M,)`` (255 = ignore)."""
-        from kdseg.methods.sup_only import supervised_terms
-
-        weight = None if self.opts.class_weighting == "none" else self.class_weight
-        return supervised_terms(self.opts, logits, labels, weight)
 
     def teacher_spec(self) -> TeacherSpec | None:
         """The teacher the Trainer builds and sets as ``self.teacher`` before the first step
@@ -170,12 +153,12 @@ class Method(nn.Module, abc.ABC):
     def training_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
         """Named, weighted scalar loss terms for one batch; the Trainer sums them."""
 
-    def evaluation_networks(self) -> dict[str, Segmenter]:
+    def evaluation_networks(self) -> dict[str, nn.Module]:
         """Every network worth evaluating: ``{"student": ...}`` plus ``{"teacher": ...}`` once
         the Trainer has attached an EMA teacher (a frozen teacher was scored by its own run)."""
-        nets: dict[str, Segmenter] = {"student": self.student}
+        nets: dict[str, nn.Module] = {"student": self.student}
         spec = self.teacher_spec()
-        if spec is not None and spec.kind == "ema" and isinstance(self.teacher, Segmenter):
+        if spec is not None and spec.kind == "ema" and isinstance(self.teacher, nn.Module):
             nets["teacher"] = self.teacher
         return nets
 
@@ -184,12 +167,59 @@ class Method(nn.Module, abc.ABC):
         """The key of :meth:`evaluation_networks` that is deployed (reported, timed, saved)."""
         return "student"
 
-    def inference_network(self) -> Segmenter:
+    def inference_network(self) -> nn.Module:
         """The deployed network (evaluated, timed and saved)."""
         return self.evaluation_networks()[self.deployed]
 
 
-M = TypeVar("M", bound=type[Method])
+class Method(BaseMethod):
+    """Base class of the LiDAR methods (family ``"lidar"``): the student is a point-cloud
+    :class:`~kdseg.segmenter.Segmenter` built from the shared LiDAR :class:`Options`; batches are
+    :class:`~kdseg.lidar_data.LidarBatch` objects (:mod:`kdseg.run`)."""
+
+    family: ClassVar[str] = "lidar"
+    Options: ClassVar[type[Options]] = Options
+    opts: Options
+
+    def __init__(self, opts: Options, num_classes: int) -> None:
+        super().__init__(opts, num_classes)
+        self.student = build_segmenter(
+            opts.backbone,
+            num_classes,
+            coord_scale=opts.coord_scale,
+            voxel_size=opts.voxel_size,
+            range_height=opts.range_height,
+            range_width=opts.range_width,
+            fov_up_deg=opts.fov_up_deg,
+            fov_down_deg=opts.fov_down_deg,
+        )
+        self.register_buffer("class_weight", torch.ones(num_classes), persistent=True)
+
+    def set_class_frequencies(self, frequencies: np.ndarray) -> None:
+        """Set the supervised CE's class weights from the labelled points' class shares
+        ``(K,)`` (``opts.class_weighting``; a no-op for ``"none"``)."""
+        weights = class_weights(frequencies, self.opts.class_weighting)
+        self.class_weight.copy_(torch.from_numpy(weights))
+
+    def supervised(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The supervised loss terms on ``logits (M, K)`` / ``labels (M,)`` (255 = ignore)."""
+        from kdseg.methods.sup_only import supervised_terms
+
+        weight = None if self.opts.class_weighting == "none" else self.class_weight
+        return supervised_terms(self.opts, logits, labels, weight)
+
+    def evaluation_networks(self) -> dict[str, Segmenter]:  # type: ignore[override]
+        """The student (a :class:`Segmenter`) and, once attached, the EMA teacher."""
+        return super().evaluation_networks()  # type: ignore[return-value]
+
+    def inference_network(self) -> Segmenter:
+        """The deployed point-cloud network (evaluated, timed and saved)."""
+        net = super().inference_network()
+        assert isinstance(net, Segmenter)
+        return net
+
+
+M = TypeVar("M", bound=type[BaseMethod])
 
 
 def _discover() -> None:
@@ -202,13 +232,13 @@ def _discover() -> None:
 
 
 def _check_method(name: str, cls: Any) -> None:
-    if not (isinstance(cls, type) and issubclass(cls, Method)):
+    if not (isinstance(cls, type) and issubclass(cls, BaseMethod)):
         raise TypeError(f"method {name!r} ({cls!r}) must subclass kdseg.methods.base.Method")
     if not cls.__dict__.get("name"):  # loaded by entry point or path without the decorator
         cls.name = name
 
 
-METHODS: Registry[type[Method]] = Registry(
+METHODS: Registry[type[BaseMethod]] = Registry(
     "method",
     "method",
     discover=_discover,
@@ -231,18 +261,30 @@ def register_method(name: str) -> Callable[[M], M]:
     return decorate
 
 
-def list_methods() -> list[str]:
-    """Names of all registered methods (entry points included), sorted."""
-    return METHODS.names()
+def list_methods(family: str | None = None) -> list[str]:
+    """Names of all registered methods (entry points included), sorted; only those of
+    ``family`` (e.g. ``"lidar"``, ``"image_continual"``) when given."""
+    names = METHODS.names()
+    if family is None:
+        return names
+    return [n for n in names if METHODS.get(n).family == family]
 
 
-def method_class(name: str) -> type[Method]:
+def method_class(name: str, family: str | None = None) -> type[Any]:
     """The class of ``name`` (registered, entry point or ``module:Class``); ``ConfigError``
-    listing the known names otherwise."""
-    return METHODS.get(name)
+    listing the known names otherwise, or naming the family when ``family`` is given and the
+    method belongs to another one."""
+    cls = METHODS.get(name)
+    if family is not None and cls.family != family:
+        raise ConfigError(
+            "method",
+            f"{name!r} is a method of the {cls.family!r} family, not {family!r} "
+            f"(methods of {family!r}: {list_methods(family)})",
+        )
+    return cls
 
 
-def parse_options(cls: type[Method], overrides: Mapping[str, Any]) -> Options:
+def parse_options(cls: type[BaseMethod], overrides: Mapping[str, Any]) -> Any:
     """Build ``cls.Options`` from ``overrides``; unknown keys or wrong types raise ConfigError
     naming ``<method>.<key>``."""
     return build_options(
@@ -250,8 +292,8 @@ def parse_options(cls: type[Method], overrides: Mapping[str, Any]) -> Options:
     )
 
 
-def build_method(name: str, num_classes: int, options: Mapping[str, Any] | None = None) -> Method:
-    """Instantiate the method ``name`` with option overrides."""
+def build_method(name: str, num_classes: int, options: Mapping[str, Any] | None = None) -> Any:
+    """Instantiate the method ``name`` with option overrides (a :class:`BaseMethod`)."""
     cls = method_class(name)
     return cls(parse_options(cls, options or {}), num_classes)
 
