@@ -168,3 +168,17 @@ def test_lasermix_mixed_scans_get_the_supervised_loss():
     _teacher_copy(plain, "own")
     assert "mix_lovasz" not in plain.training_step(_batch(plain), step=0)
     assert np.isfinite([float(v.detach()) for v in terms.values()]).all()
+
+
+def test_ema_horizon_scales_with_the_schedule():
+    """The teacher's horizon 1/(1 - m) stays 0.4 % of the run: LaserMix's 0.99 at its 25k
+    iterations, 0.6875 at the default scale's 800; an explicit momentum wins."""
+    mt = build_method("mean_teacher", 19)
+    mt.total_iterations = 25_000
+    assert abs(mt.ema_momentum() - 0.99) < 1e-12
+    mt.total_iterations = 800
+    assert abs(mt.ema_momentum() - 0.6875) < 1e-12
+    assert mt.teacher_spec().options["momentum"] == mt.ema_momentum()
+    fixed = build_method("lasermix", 19, {"ema_momentum": 0.95})
+    fixed.total_iterations = 800
+    assert fixed.ema_momentum() == 0.95
