@@ -121,6 +121,8 @@ class MethodWeights:
         kd_kind: ``"kd"`` (LwF/ILT), ``"unbiased_kd"`` (MiB) or ``"lgkd"``.
         feature: weight of ILT's MSE on the encoder output (``--loss_de``).
         pod: whether local POD is on (factors from :func:`pod_weights`).
+        pod_source: whose POD factors: ``"plop"`` (``--method PLOP``) or ``"lgkd"``
+            (``--method LGKD``, other factors on ADE20K).
         init_balanced: MiB's classifier initialisation for new classes.
     """
 
@@ -129,6 +131,7 @@ class MethodWeights:
     kd_kind: str = "kd"
     feature: float = 0.0
     pod: bool = False
+    pod_source: str = "plop"
     init_balanced: bool = False
 
 
@@ -138,7 +141,9 @@ METHOD_WEIGHTS: dict[str, MethodWeights] = {
     "ilt": MethodWeights("ce", kd=100.0, feature=100.0),
     "mib": MethodWeights("unbiased_ce", kd=10.0, kd_kind="unbiased_kd", init_balanced=True),
     "plop": MethodWeights("pseudo_ce", pod=True, init_balanced=True),
-    "plop_lgkd": MethodWeights("pseudo_ce", kd=1.0, kd_kind="lgkd", pod=True, init_balanced=True),
+    "plop_lgkd": MethodWeights(
+        "pseudo_ce", kd=1.0, kd_kind="lgkd", pod=True, pod_source="lgkd", init_balanced=True
+    ),
     "mib_lgkd": MethodWeights("unbiased_ce", kd=1.0, kd_kind="lgkd", init_balanced=True),
     "joint": MethodWeights("ce"),
 }

@@ -86,7 +86,7 @@ def recipe(
     weights = METHOD_WEIGHTS.get(method)
     if weights is None:
         raise ConfigError("method", f"unknown method {method!r}; known: {sorted(METHOD_WEIGHTS)}")
-    pod = pod_weights("lgkd" if method == "plop_lgkd" else "plop", dataset) if weights.pod else None
+    pod = pod_weights(weights.pod_source, dataset) if weights.pod else None
     lgkd = lgkd_weights(dataset, task, prev, novel) if weights.kd_kind == "lgkd" else None
     return Recipe(method, weights, pod, lgkd, reduction)
 
