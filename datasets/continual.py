@@ -185,6 +185,20 @@ def get_task(dataset: str, name: str) -> Task:
     return TASKS[key]
 
 
+def base_task(dataset: str, name: str) -> str:
+    """The canonical task among the built-in ones with the same step 0 as ``name``: the first
+    by name (VOC ``15-5`` and ``15-1`` -> ``15-1``; ADE20K ``100-50``, ``100-10``, ``100-5`` ->
+    ``100-10``; a task alone with its step 0 -> itself).
+
+    Step 0 trains on the images that hold a step-0 class (overlap) and none of the other
+    classes (disjoint), with the same labels: it depends on the step-0 classes only, so tasks
+    that share them share one step-0 run (the workflow trains it under this task's name).
+    """
+    task = get_task(dataset, name)
+    same = sorted(n for (d, n), t in TASKS.items() if d == dataset and t.steps[0] == task.steps[0])
+    return same[0] if task.num_steps > 1 else task.name
+
+
 def _check_lists(lists: ClassLists, task: Task) -> None:
     if lists.num_classes != task.num_classes:
         raise ConfigError(

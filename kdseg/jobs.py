@@ -33,6 +33,22 @@ TRACK_MARKER = "{results}/tracking/{study}.json"
 MLFLOW_READY = "{results}/mlflow_experiments.json"
 TRAIN_LOG = "{logs}/train/{dataset}/{variant}/{budget}/seed{seed}.log"
 EXPERIMENT = "kdseg/{scale}/{study}"
+#: continual (2D image) studies: per-step index files, the run folder of a task x variant x seed
+#: (its task record metrics.json and final model.pt) and one folder per step (a DAG node each)
+CONTINUAL_SPLIT_DIR = "{results}/splits/continual/{dataset}/{setting}/{task}"
+CONTINUAL_SPLIT = CONTINUAL_SPLIT_DIR + "/task.json"
+CONTINUAL_RUN_DIR = "{results}/continual/{dataset}/{setting}/{task}/{variant}/seed{seed}"
+CONTINUAL_RECORD = CONTINUAL_RUN_DIR + "/metrics.json"
+CONTINUAL_MODEL = CONTINUAL_RUN_DIR + "/model.pt"
+CONTINUAL_STEP_DIR = CONTINUAL_RUN_DIR + "/step{step}"
+CONTINUAL_STEP_RECORD = CONTINUAL_STEP_DIR + "/metrics.json"
+CONTINUAL_STEP_MODEL = CONTINUAL_STEP_DIR + "/model.pt"
+CONTINUAL_STEP_LOG = (
+    "{logs}/continual/{dataset}/{setting}/{task}/{variant}/seed{seed}/step{step}.log"
+)
+#: task names (VOC ``15-1``, ADE20K ``100-50``, ``offline``) and continual settings in paths
+TASK_PATTERN = r"offline|[0-9]+-[0-9]+"
+SETTING_PATTERN = r"overlap|disjoint"
 #: the default MLflow store, relative to the workflow's working directory
 DEFAULT_STORE = "results/mlflow.db"
 
@@ -110,3 +126,59 @@ def tracking_uri(configured: str | None = None) -> str:
     if env:
         return env
     return f"sqlite:///{Path(DEFAULT_STORE).resolve()}"
+
+
+@dataclass(frozen=True, order=True)
+class ContinualJob:
+    """A continual (class-incremental 2D) run of the DAG: dataset x setting x task x variant x
+    seed, or one of its steps (``step`` set), each step a training job of its own.
+
+    Attributes:
+        dataset: ``voc`` or ``ade20k`` (a ``continual_datasets`` entry).
+        setting: ``overlap`` or ``disjoint``.
+        task: the task name (``15-1``, ``100-50``, ``offline`` for joint training).
+        variant: the method variant.
+        seed: the run seed.
+        step: the step, or ``None`` for the whole task (its run folder).
+    """
+
+    dataset: str
+    setting: str
+    task: str
+    variant: str
+    seed: int
+    step: int | None = None
+
+    @property
+    def key(self) -> str:
+        """Stable identifier (MLflow ``kdseg.job_key``): ``voc/overlap/15-1/mib/seed0``, plus
+        ``/step<t>`` for a step."""
+        base = f"{self.dataset}/{self.setting}/{self.task}/{self.variant}/seed{self.seed}"
+        return base if self.step is None else f"{base}/step{self.step}"
+
+    def at(self, step: int | None) -> ContinualJob:
+        """The same run at ``step`` (``None``: the whole task)."""
+        return ContinualJob(self.dataset, self.setting, self.task, self.variant, self.seed, step)
+
+    def fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "dataset": self.dataset,
+            "setting": self.setting,
+            "task": self.task,
+            "variant": self.variant,
+            "seed": self.seed,
+        }
+        if self.step is not None:
+            out["step"] = self.step
+        return out
+
+
+def continual_dir(scale: str, job: ContinualJob) -> str:
+    """The folder of a continual run (``job.step is None``) or of one of its steps."""
+    template = CONTINUAL_RUN_DIR if job.step is None else CONTINUAL_STEP_DIR
+    return fill(template, scale=scale, **job.fields())
+
+
+def continual_split_dir(scale: str, dataset: str, setting: str, task: str) -> str:
+    """The folder of a task's per-step index files (``task.json`` written last)."""
+    return fill(CONTINUAL_SPLIT_DIR, scale=scale, dataset=dataset, setting=setting, task=task)

@@ -22,7 +22,13 @@ Fields (scores are fractions in [0, 1]; the deployed network's unless prefixed):
 * ``config``: the resolved run configuration (method, variant, options, trainer, augment,
   dataset, budget, seed, scale, inputs, ...);
 * ``environment``: where it ran (:class:`Environment`); ``attempt``: the id of the training
-  attempt that wrote it (the same id is the ``kdseg.attempt`` tag of the run's local log).
+  attempt that wrote it (the same id is the ``kdseg.attempt`` tag of the run's local log);
+* ``continual`` (continual 2D runs only, ``None`` otherwise; an optional key, so older readers
+  of version 2 keep it as an unknown key): the task, the step, the label id of every output
+  channel and the step's scores (``miou_all``, ``iou_background``, ``miou_old``, ``miou_new``,
+  ``miou_base``, ``miou_incremental``: :mod:`kdseg.datasets.continual_metrics`); a task record
+  (the run folder of a task x variant x seed) also lists every step's scores and the mean
+  over steps (``steps``, ``miou_mean_over_steps``).
 
 This module imports neither torch nor MLflow.
 """
@@ -137,6 +143,7 @@ class RunRecord:
     parity: dict[str, Any] | None = None
     environment: Environment | None = None
     attempt: str | None = None
+    continual: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
     """keys of the file that this version does not know (kept when read, never written)"""
@@ -194,7 +201,7 @@ class RunRecord:
             raise DataFormatError(path, f"config.seed must be an integer, got {cfg['seed']!r}")
         if not isinstance(data["per_class_iou"], dict):
             raise DataFormatError(path, "'per_class_iou' must be an object {class: IoU}")
-        for key in ("parity", "network"):
+        for key in ("parity", "network", "continual"):
             if data.get(key) is not None and not isinstance(data[key], dict):
                 raise DataFormatError(path, f"'{key}' must be an object")
         env = data.get("environment")
@@ -222,6 +229,7 @@ class RunRecord:
             parity=data.get("parity"),
             environment=environment,
             attempt=data.get("attempt"),
+            continual=data.get("continual"),
             schema_version=int(version),
             extra={k: v for k, v in data.items() if k not in known},
         )
@@ -230,7 +238,8 @@ class RunRecord:
         """Every scalar result once, flat, for tracking: ``miou``, ``accuracy``,
         ``iou/<class>`` (NaN for ``null``), ``<network>/miou`` and ``<network>/accuracy`` of each
         evaluated network, ``wall_time_s``, ``parameters``, ``inference_latency_ms``,
-        ``parity/parameters_ratio`` and ``parity/latency_ratio``."""
+        ``parity/parameters_ratio`` and ``parity/latency_ratio``, and a continual run's
+        ``continual/<score>``."""
         out: dict[str, float] = {}
 
         def put(key: str, value: Any) -> None:
@@ -254,4 +263,8 @@ class RunRecord:
         for key in ("parameters_ratio", "latency_ratio"):
             if self.parity and key in self.parity:
                 put(f"parity/{key}", self.parity[key])
+        scores = (self.continual or {}).get("scores")
+        if isinstance(scores, Mapping):
+            for key, value in scores.items():
+                put(f"continual/{key}", value)
         return out

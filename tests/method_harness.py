@@ -20,8 +20,8 @@ from kdseg.ema import attach_teacher
 from kdseg.inputs import BoundInput, ExampleContext, provider
 from kdseg.inputs.features_2d import example_guidance
 from kdseg.lidar_data import Cloud, LidarBatch
-from kdseg.methods.base import Method, build_method, method_class
-from kdseg.segmenter import build_segmenter
+from kdseg.methods.base import BaseMethod, build_method, method_class
+from kdseg.segmenter import Segmenter, build_segmenter
 from kdseg.teachers import build_teacher
 
 NUM_CLASSES = 19
@@ -68,31 +68,75 @@ class SyntheticSampler:
         return cloud
 
 
-def example_inputs(cls: type[Method], tmp: Path) -> dict[str, BoundInput]:
+#: the continual 2D family's example: VOC 15-5, step 1 (16 old channels + 5 new), on the small
+#: network and 32x32 images
+IMAGE_FAMILY = "image_continual"
+IMAGE_TASK, IMAGE_STEP, IMAGE_SIZE = ("voc", "15-5"), 1, 32
+
+
+def _example_network(family: str) -> Any:
+    if family == IMAGE_FAMILY:
+        from kdseg.continual.segmenter import ImageSegmenter
+        from kdseg.datasets.continual import get_task
+
+        task = get_task(*IMAGE_TASK)
+        return ImageSegmenter("cseg_tiny", [len(s) for s in task.steps[:IMAGE_STEP]])
+    return build_segmenter("minkunet_tiny", NUM_CLASSES)
+
+
+def example_inputs(cls: type[BaseMethod], tmp: Path) -> dict[str, BoundInput]:
     """Every input ``cls`` requires, from its provider's example (a frozen teacher's stand-in
-    is a fresh ``minkunet_tiny`` segmenter)."""
-    ctx = ExampleContext(tmp, NUM_CLASSES, lambda: build_segmenter("minkunet_tiny", NUM_CLASSES))
+    is a fresh network of the method's family: ``minkunet_tiny`` for LiDAR methods, the small
+    image segmenter with the old classes for continual ones)."""
+    ctx = ExampleContext(tmp, NUM_CLASSES, lambda: _example_network(cls.family))
     return {name: provider(name).example(ctx) for name in sorted(cls.requires)}
+
+
+def example_image_batch(seed: int = 0, size: int = IMAGE_SIZE, batch: int = 2) -> Any:
+    """Two normalised random images with step labels (background, a new class of step 1, some
+    ignored pixels), as :class:`kdseg.continual.data.ImageBatches` gives them."""
+    from kdseg.continual.data import ImageBatch
+
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randn(batch, 3, size, size, generator=g)
+    pick = torch.tensor([0, 0, 0, 16, 18, IGNORE_INDEX])
+    labels = pick[torch.randint(0, len(pick), (batch, size, size), generator=g)]
+    return ImageBatch(images, labels)
 
 
 def example_method(
     name: str, options: Mapping[str, Any] | None = None, tmp: Path | None = None
-) -> tuple[Method, dict[str, BoundInput]]:
-    """The method ``name`` with its example inputs and its teacher attached, as a run has it."""
+) -> tuple[BaseMethod, dict[str, BoundInput]]:
+    """The method ``name`` with its example inputs and its teacher attached, as a run has it
+    (a continual method prepared for step 1 of VOC 15-5, or step 0 when it trains one step)."""
     from kdseg.run import method_options
 
     cls = method_class(name)
     inputs = example_inputs(cls, tmp or Path("."))
-    opts = method_options(cls, {"labelled_per_batch": 1, **(options or {})}, inputs)
+    defaults = {"labelled_per_batch": 1}
+    if cls.family == IMAGE_FAMILY:
+        defaults = {"backbone": "cseg_tiny", "images_per_batch": 2}
+    opts = method_options(cls, {**defaults, **(options or {})}, inputs)
     method = build_method(name, NUM_CLASSES, opts)
+    if cls.family == IMAGE_FAMILY:
+        from kdseg.continual.step import StepContext
+        from kdseg.datasets.continual import get_task
+
+        step = 0 if cls.single_step else IMAGE_STEP
+        task = get_task(*IMAGE_TASK) if step else get_task(IMAGE_TASK[0], "offline")
+        calibration = [example_image_batch(k) for k in range(2)]
+        method.prepare(StepContext(task, step), inputs, lambda: iter(calibration))
     teacher = build_teacher(method.teacher_spec(), method, inputs)
     if teacher is not None:
         attach_teacher(method, teacher.network)
     return method, inputs
 
 
-def example_batch(method: Method, inputs: Mapping[str, BoundInput], seed: int = 0) -> LidarBatch:
-    """A batch of synthetic clouds with the extras of ``inputs``, as LidarBatches draws it."""
+def example_batch(method: BaseMethod, inputs: Mapping[str, BoundInput], seed: int = 0) -> Any:
+    """A batch of the method's family: synthetic clouds with the extras of ``inputs``, as
+    LidarBatches draws it, or an image batch."""
+    if method.family == IMAGE_FAMILY:
+        return example_image_batch(seed)
     n_lab, n_unl = method.opts.clouds_per_batch
     sampler = SyntheticSampler(list(inputs.values()))
     rng = np.random.default_rng(seed)
@@ -102,3 +146,21 @@ def example_batch(method: Method, inputs: Mapping[str, BoundInput], seed: int = 
     for bound in inputs.values():
         bound.batch_extras(batch, sampler, rng)
     return batch
+
+
+def check_inference(method: BaseMethod) -> None:
+    """The deployed network of the method's family predicts valid class ids."""
+    net = method.inference_network()
+    net.eval()
+    if method.family == IMAGE_FAMILY:
+        from kdseg.continual.segmenter import ImageSegmenter
+
+        assert isinstance(net, ImageSegmenter)
+        pred = net.predict(example_image_batch(7).images)
+        assert pred.shape == (2, IMAGE_SIZE, IMAGE_SIZE) and pred.dtype == torch.int64
+        assert int(pred.min()) >= 0 and int(pred.max()) < net.num_classes
+        return
+    assert isinstance(net, Segmenter)
+    pred = net.predict(synthetic_cloud(7).points)
+    assert pred.shape == (1500,) and pred.dtype == torch.int64
+    assert int(pred.min()) >= 0 and int(pred.max()) < NUM_CLASSES

@@ -25,7 +25,7 @@ ROOTS = {
 }
 ENTRY = ("kdseg.cli", "kdseg.cli_parsers", "kdseg.commands", "kdseg.commands_registry")
 ENTRY += ("kdseg.commands_tracking", "kdseg.workflow", "kdseg.fetch.cli")
-RUN = ("kdseg.run",)
+RUN = ("kdseg.run", "kdseg.run_continual")
 TRAINING = ("torch", "kdseg.trainer", "kdseg.trainer_config", "kdseg.run", "kdseg.methods")
 TRAINING += ("kdseg.teachers", "kdseg.ema", "kdseg.inputs", "kdseg.lidar_data", "kdseg.segmenter")
 TRAINING += ("kdseg.models", "kdseg.sparse", "kdseg.optim", "kdseg.image2d", "kdseg.tracking")

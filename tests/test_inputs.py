@@ -11,7 +11,6 @@ import torch
 
 from kdseg.errors import ConfigError, DataFormatError
 from kdseg.inputs import PROVIDERS, ExampleContext, RunContext, provider
-from kdseg.jobs import Job
 from kdseg.lidar_data import LidarBatch
 from kdseg.segmenter import build_segmenter
 from kdseg.teachers import TEACHERS, TeacherSpec, build_teacher
@@ -53,7 +52,7 @@ def test_provider_workflow_side(name):
     settings = {"variant": "teacher_variant"} if name == "teacher_checkpoint" else {}
     from kdseg.inputs import JobContext
 
-    ctx = JobContext({}, "smoke", Job("street", "v", "scans-10", 1), p.settings(settings, "x"))
+    ctx = JobContext({}, "smoke", p.example_job(), p.settings(settings, "x"))
     paths = p.rule_inputs(ctx)
     assert all(not Path(v).is_absolute() and v.startswith("results/smoke/") for v in paths.values())
     value = p.cli_value(paths) if paths else None

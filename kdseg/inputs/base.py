@@ -159,6 +159,11 @@ class InputProvider(abc.ABC):
     def example(self, ctx: ExampleContext) -> BoundInput:
         """A bound input on synthetic data, for the registry-parametrized tests."""
 
+    def example_job(self) -> Any:
+        """A training job this provider serves (the registry-parametrized workflow tests):
+        a LiDAR :class:`~kdseg.jobs.Job` unless the provider is for another task family."""
+        return Job("street", "v", "scans-10", 1)
+
     def need_value(self, value: str | None) -> str:
         """``value``, or a ``ConfigError`` saying how to give it."""
         if not value:

@@ -7,7 +7,7 @@ from typing import Any
 
 from kdseg.registry import Registry
 
-BUILTIN_MODULES = ("features_2d", "mix_partners", "teacher_checkpoint")
+BUILTIN_MODULES = ("features_2d", "mix_partners", "teacher_checkpoint", "old_model")
 
 
 def _discover() -> None:
