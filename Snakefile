@@ -8,12 +8,14 @@ configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/continual_common.smk"
 include: "rules/data.smk"
 include: "rules/teacher.smk"
 include: "rules/train.smk"
 include: "rules/track.smk"
 include: "rules/report.smk"
 include: "rules/fetch.smk"
+include: "rules/continual.smk"
 
 
 rule all:
@@ -22,3 +24,5 @@ rule all:
         expand("reports/{study}.pdf", study=STUDIES),
         expand(pattern(jobs.TRACK_MARKER), study=STUDIES),
         ["reports/figures/ignet_frame.png"] if IGNET_FIGURE else [],
+        expand("reports/{cstudy}.pdf", cstudy=CONTINUAL_STUDIES),
+        expand(cpattern(jobs.TRACK_MARKER), cstudy=CONTINUAL_STUDIES),

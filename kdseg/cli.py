@@ -43,6 +43,8 @@ typical order:
   teacher, features      IGNet's 2D teacher and its per-point feature cache
   track                  log finished runs to MLflow (the workflow's tracking job)
   report, ignet-figure   tables, budget curves and figures from finished runs
+  generate-images, continual-split, train-step, continual-summary, continual-report
+                         continual 2D segmentation (VOC/ADE20K tasks, table 3)
 
 Bad input stops a command with one line naming the file or key (exit status 2); --debug shows
 the traceback. SIGINT and SIGTERM save a training checkpoint first (exit status 130 / 143); the
@@ -94,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_tracking_commands(sub)
     add_teacher_commands(sub)
     add_report_commands(sub)
+    from kdseg.cli_parsers_continual import add_continual_commands  # continual 2D (table 3)
+
+    add_continual_commands(sub)
     from kdseg.fetch.cli import add_fetch_commands  # real datasets: fetch, prepare
 
     add_fetch_commands(sub)

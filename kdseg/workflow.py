@@ -144,6 +144,9 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> None:
     check_schema(config, schema_path)
     check_semantics(config)
     check_figure(config)
+    from kdseg.workflow_continual import check_continual  # continual_studies, their variants
+
+    check_continual(config)
 
 
 def variant_requires(config: dict[str, Any], variant: str) -> frozenset[str]:

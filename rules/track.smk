@@ -16,7 +16,7 @@ rule mlflow_init:
     params:
         kdseg=KDSEG,
         uri=MLFLOW_URI,
-        experiments=[experiment_name(s) for s in STUDIES],
+        experiments=[experiment_name(s) for s in STUDIES + CONTINUAL_STUDIES],
     shell:
         "{params.kdseg} mlflow-init --uri {params.uri:q} --out {output.ready} "
         "{params.experiments:q} > {log} 2>&1"

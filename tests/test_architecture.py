@@ -25,6 +25,7 @@ ROOTS = {
 }
 ENTRY = ("kdseg.cli", "kdseg.cli_parsers", "kdseg.commands", "kdseg.commands_registry")
 ENTRY += ("kdseg.commands_tracking", "kdseg.workflow", "kdseg.fetch.cli")
+ENTRY += ("kdseg.commands_continual", "kdseg.cli_parsers_continual", "kdseg.workflow_continual")
 RUN = ("kdseg.run", "kdseg.run_continual")
 TRAINING = ("torch", "kdseg.trainer", "kdseg.trainer_config", "kdseg.run", "kdseg.methods")
 TRAINING += ("kdseg.teachers", "kdseg.ema", "kdseg.inputs", "kdseg.lidar_data", "kdseg.segmenter")

@@ -4,9 +4,9 @@ starting weights of the next step.
 A continual task is a chain of runs: step ``t`` of (task, variant, seed) needs the final model
 of step ``t - 1`` of the same chain (its ``metrics.json``, whose ``network`` spec rebuilds the
 architecture, and ``model.pt``). Step 0 has no old model. With the setting ``base_variant``,
-step 1 starts from the step-0 run of that variant instead of its own (every method trains step 0
-with plain cross-entropy, so the DAG trains it once per seed and shares it; the same holds across
-tasks with the same step 0, see :func:`kdseg.datasets.continual.base_task`).
+step 1 starts from the step-0 run of that variant instead of its own (every method trains
+step 0 with plain cross-entropy, so the DAG trains it once per seed and shares it; tasks with
+the same step-0 classes share it too, :func:`base_job`).
 
 The bound input hands the network to the method (``load_network``; the method's ``prepare``
 copies its weights and grows the classifier) and to the Trainer's frozen teacher
@@ -33,6 +33,16 @@ from .base import BoundInput, ExampleContext, InputProvider, JobContext, RunCont
 from .registry import PROVIDERS
 
 MODEL_FILE = "model.pt"
+
+
+def base_job(job: ContinualJob, base_variant: str | None) -> ContinualJob:
+    """The job that trains step 0 of ``job``'s chain: step 0 of the canonical task with the
+    same step-0 classes (:func:`kdseg.datasets.continual.base_task`: VOC 15-5 and 15-1 share
+    one) of ``base_variant`` (or of ``job``'s own variant)."""
+    from kdseg.datasets.continual import base_task
+
+    task = base_task(job.dataset, job.task)
+    return ContinualJob(job.dataset, job.setting, task, base_variant or job.variant, job.seed, 0)
 
 
 @dataclass(frozen=True)
@@ -106,12 +116,8 @@ class OldModel(InputProvider):
         if job.step == 0:
             return {}
         previous = job.at(job.step - 1)
-        base = ctx.settings.base_variant
-        if previous.step == 0 and base is not None:
-            from kdseg.datasets.continual import base_task
-
-            task = base_task(job.dataset, job.task)
-            previous = ContinualJob(job.dataset, job.setting, task, base, job.seed, 0)
+        if previous.step == 0:
+            previous = base_job(previous, ctx.settings.base_variant)
         folder = continual_dir(ctx.scale, previous)
         return {"record": f"{folder}/{RECORD_FILE}", "model": f"{folder}/{MODEL_FILE}"}
 

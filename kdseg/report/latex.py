@@ -79,7 +79,15 @@ def _header(table: Table) -> list[str]:
         cols = [rf"\rotatebox{{90}}{{{c}}}" for c in cols]
     lines = []
     n = len(cols)
-    if table.group:
+    if table.groups:
+        spans, rules, first = [], [], 2
+        for label, width in table.groups:
+            spans.append(rf"\multicolumn{{{width}}}{{c}}{{{escape_latex(label)}}}")
+            rules.append(rf"\cmidrule(lr){{{first}-{first + width - 1}}}")
+            first += width
+        lines.append(" & " + " & ".join(spans) + r" \\")
+        lines.append("".join(rules))
+    elif table.group:
         lines.append(rf" & \multicolumn{{{n}}}{{c}}{{{escape_latex(table.group)}}} \\")
         lines.append(rf"\cmidrule(lr){{2-{n + 1}}}")
     lines.append("Method & " + " & ".join(cols) + r" \\")

@@ -24,8 +24,12 @@ def _cell(cell: Cell, show_std: bool) -> str:
 
 def table_markdown(table: Table) -> str:
     """One Markdown table: a header row, then one row per table row."""
+    columns = list(table.columns)
+    if table.groups:  # one header row: "group column"
+        labels = [label for label, width in table.groups for _ in range(width)]
+        columns = [f"{g} {c}" for g, c in zip(labels, columns, strict=True)]
     lines = [
-        "| " + " | ".join(["", *table.columns]) + " |",
+        "| " + " | ".join(["", *columns]) + " |",
         "|---|" + "---:|" * len(table.columns),
     ]
     for row in table.rows:

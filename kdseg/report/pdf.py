@@ -133,7 +133,7 @@ def _draw_table(table: Table, lay: _Layout, number: int) -> Figure:
     cap_lines = textwrap.wrap(caption, max(40, int((page_w - 2 * MARGIN) / char_w)))
     cap_h = len(cap_lines) * CAPTION / 72 * 1.35
     head_h = (max(head_w) + 2 * PAD) if table.rotate_headers else ROW_H
-    group_h = ROW_H if table.group else 0.0
+    group_h = ROW_H if table.group or table.groups else 0.0
     n_reported = sum(r.reported for r in table.rows)
     body_h = ROW_H * len(table.rows) + (0.06 if n_reported else 0.0)
     foot_h = len(table.footnotes) * SMALL / 72 * 1.6 + (0.1 if table.footnotes else 0.0)
@@ -161,7 +161,16 @@ def _draw_table(table: Table, lay: _Layout, number: int) -> Figure:
     y += 0.15
     rule(y, RULE_THICK)
     centers = [x0 + label_w + sum(col_w[:c]) + col_w[c] / 2 for c in range(n)]
-    if table.group:
+    if table.groups:
+        first = 0
+        for label, width in table.groups:
+            left = x0 + label_w + sum(col_w[:first])
+            right = left + sum(col_w[first : first + width])
+            text((left + right) / 2, y + ROW_H / 2, label, ha="center", va="center")
+            rule(y + ROW_H - 0.03, RULE_THIN, left + PAD / 2, right - PAD / 2)
+            first += width
+        y += ROW_H
+    elif table.group:
         text(
             (x0 + label_w + x0 + table_w) / 2, y + ROW_H / 2, table.group, ha="center", va="center"
         )

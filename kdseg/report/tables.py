@@ -70,6 +70,7 @@ class Table:
     show_std: bool = True
     rotate_headers: bool = False
     group: str | None = None  # spanning header above the value columns
+    groups: list[tuple[str, int]] | None = None  # (header, columns) spans; instead of group
     footnotes: list[tuple[str, str]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
 
