@@ -89,6 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = KdsegParser(prog="kdseg", description=DESCRIPTION, epilog=EPILOG)
     p.add_argument("--version", action="version", version=f"kdseg {__version__}")
     p.add_argument("--debug", action="store_true", help="show the full traceback of every error")
+    from kdseg.datasets.lidar_layouts import FORMATS
+
+    # the workflow passes a dataset's layout here, before the command (rules/common.smk)
+    p.add_argument(
+        "--data-format",
+        dest="main_data_format",
+        choices=FORMATS,
+        help="layout of --data for check-data, split and train (their own --data-format wins)",
+    )
+    p.add_argument(
+        "--data-version",
+        dest="main_data_version",
+        metavar="VERSION",
+        help="its release (nuscenes: v1.0-trainval)",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_data_commands(sub)
     add_train_commands(sub)

@@ -45,6 +45,22 @@ def _threads(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _data_layout(p: argparse.ArgumentParser) -> None:
+    """``--data-format`` and ``--data-version``: which layout ``--data`` is read in."""
+    from kdseg.datasets.lidar_layouts import FORMATS
+
+    p.add_argument(
+        "--data-format",
+        choices=FORMATS,
+        help="layout of --data (default semantickitti; nuscenes: nuScenes-lidarseg)",
+    )
+    p.add_argument(
+        "--data-version",
+        metavar="VERSION",
+        help="release of a nuscenes root (v1.0-trainval or v1.0-mini)",
+    )
+
+
 def add_data_commands(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser(
         "generate",
@@ -60,12 +76,14 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
 
     c = sub.add_parser(
         "check-data",
-        help="check a SemanticKITTI-layout dataset and record it",
-        description="Check every training and validation scan (size a multiple of 16 bytes), "
-        "its labels and scribbles (4 bytes per point), poses, one whole frame per sequence, and "
-        "that a validation sequence exists; write a JSON record of the dataset.",
+        help="check a LiDAR dataset (SemanticKITTI or nuScenes layout) and record it",
+        description="Check every training and validation scan (size a multiple of 16 bytes; "
+        "nuScenes: 20), its labels and scribbles (4 bytes per point; nuScenes: 1), poses, one "
+        "whole frame per sequence (scene), and that a validation sequence (scene) exists; "
+        "write a JSON record of the dataset.",
     )
     c.add_argument("--data", required=True, help="dataset root (holds dataset/sequences)")
+    _data_layout(c)
     c.add_argument("--out", required=True, help="JSON record of the checked dataset")
     c.set_defaults(func=commands.check_data)
 
@@ -76,7 +94,8 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
         "budgets: full, scribbles, scans-1, scans-10, scans-20, scans-50; any other scans-P "
         "(0 < P <= 100) is drawn too and recorded as a custom budget.",
     )
-    s.add_argument("--data", required=True, help="SemanticKITTI-layout dataset root")
+    s.add_argument("--data", required=True, help="dataset root (see --data-format)")
+    _data_layout(s)
     s.add_argument("--dataset", required=True, help="dataset name recorded in the split")
     s.add_argument("--budget", required=True, help="full | scribbles | scans-P")
     s.add_argument("--seed", type=_seed, required=True, help="split seed (which scans)")
@@ -149,7 +168,8 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:
         "again from scratch; the previous metrics.json and model.pt stay until replaced.",
         epilog_fn=_train_epilog,
     )
-    tr.add_argument("--data", required=True, help="SemanticKITTI-layout dataset root")
+    tr.add_argument("--data", required=True, help="dataset root (see --data-format)")
+    _data_layout(tr)
     tr.add_argument(
         "--dataset",
         help="dataset name; the split must have been made for it (default: the "

@@ -94,13 +94,29 @@ def generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def data_layout(args: argparse.Namespace) -> tuple[str, str | None]:
+    """``(format, version)`` of ``--data``: the command's ``--data-format``/``--data-version``,
+    else those given before the command (``kdseg --data-format nuscenes train ...``, how the
+    workflow passes a dataset's layout), else SemanticKITTI."""
+    main = getattr(args, "main_data_format", None)
+    fmt = args.data_format or main or "semantickitti"
+    main_version = getattr(args, "main_data_version", None) if fmt == main else None
+    return fmt, args.data_version or main_version
+
+
+def _layout(args: argparse.Namespace) -> Any:
+    """The layout of ``--data`` (:func:`data_layout`, :func:`open_layout`)."""
+    from kdseg.datasets.lidar_layouts import open_layout
+
+    return open_layout(args.data, *data_layout(args))
+
+
 def check_data(args: argparse.Namespace) -> int:
-    """Check a SemanticKITTI-layout root (every scan and label file, a validation sequence,
-    one whole frame per sequence) and record it (:func:`kdseg.datasets.splits.check_dataset`)."""
-    from kdseg.datasets.splits import check_dataset
+    """Check a LiDAR dataset root (every scan and label file, a validation sequence, one whole
+    frame per sequence or scene) and record it (:meth:`LidarLayout.check`)."""
     from kdseg.io import write_json
 
-    info = check_dataset(args.data)
+    info = _layout(args).check()
     write_json(args.out, info)
     print(json.dumps(info))
     return 0
@@ -108,9 +124,8 @@ def check_data(args: argparse.Namespace) -> int:
 
 def split(args: argparse.Namespace) -> int:
     from kdseg.budgets import STANDARD_BUDGETS, write_split
-    from kdseg.datasets.splits import draw_split
 
-    result = draw_split(args.data, args.dataset, args.budget, args.seed)
+    result = _layout(args).draw_split(args.dataset, args.budget, args.seed)
     write_split(args.out, result)
     if result.custom_budget:
         print(
@@ -132,7 +147,6 @@ def train(args: argparse.Namespace) -> int:
     import torch
 
     from kdseg.budgets import read_split
-    from kdseg.datasets.splits import check_split, draw_split, validation_frames
     from kdseg.inputs import PROVIDERS
     from kdseg.methods.base import method_class
     from kdseg.run import train_run
@@ -149,13 +163,14 @@ def train(args: argparse.Namespace) -> int:
     inputs = input_values(args)
     for name in inputs:
         PROVIDERS.get(name)  # an unknown input name is refused before training
-    validation_frames(args.data)  # a run must be scorable: refuse before training
+    layout = _layout(args)
+    layout.validation_frames()  # a run must be scorable: refuse before training
     if args.split:
         budget_split = read_split(args.split)
-        check_split(budget_split, args.split, args.data, dataset=args.dataset)
+        layout.check_split(budget_split, args.split, dataset=args.dataset)
     elif args.budget:
         name = args.dataset or Path(args.data).name
-        budget_split = draw_split(args.data, name, args.budget, args.seed)
+        budget_split = layout.draw_split(name, args.budget, args.seed)
     else:
         raise ConfigError("--split", "give --split FILE (from `kdseg split`) or --budget B")
     run = {
@@ -171,6 +186,8 @@ def train(args: argparse.Namespace) -> int:
         "augment_overrides": augment,
         "inputs": inputs,
         "schedule": args.schedule,
+        "data_format": data_layout(args)[0],
+        "data_version": data_layout(args)[1],
     }
     if not args.mlflow_experiment:
         result = train_run(**run)

@@ -12,16 +12,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kdseg.datasets.semantickitti_labels import NUM_CLASSES
-from kdseg.datasets.splits import split_frames
+from kdseg.datasets.lidar_layouts import LidarLayout, open_layout
 from kdseg.evaluator import ConfusionMatrix
 from kdseg.lidar_data import FrameStore
 from kdseg.segmenter import Segmenter
 
 
-def evaluation_frames(root: str | Path, max_frames: int | None) -> list[tuple[str, int]]:
-    """Validation frames, evenly thinned to ``max_frames`` when given."""
-    frames = split_frames(root, "val")
+def evaluation_frames(
+    data: str | Path | LidarLayout, max_frames: int | None
+) -> list[tuple[str, int]]:
+    """Validation frames of a layout (a root alone: SemanticKITTI), evenly thinned to
+    ``max_frames`` when given."""
+    layout = data if isinstance(data, LidarLayout) else open_layout(data)
+    frames = layout.split_frames("val")
     if max_frames is not None and len(frames) > max_frames:
         keep = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
         frames = [frames[i] for i in keep]
@@ -32,7 +35,7 @@ def evaluate_network(
     net: Segmenter, store: FrameStore, frames: list[tuple[str, int]]
 ) -> ConfusionMatrix:
     """Confusion matrix of ``net`` over ``frames`` (dense ground truth, no augmentation)."""
-    cm = ConfusionMatrix(NUM_CLASSES)
+    cm = ConfusionMatrix(len(store.class_names))
     device = next(net.parameters()).device
     for frame in frames:
         points, labels = store.get(frame, "eval")

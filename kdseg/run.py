@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from kdseg.budgets import Split
-from kdseg.datasets.semantickitti_labels import CLASS_NAMES, NUM_CLASSES
+from kdseg.datasets.lidar_layouts import LidarLayout, open_layout
 from kdseg.errors import ConfigError
 from kdseg.evaluator import ConfusionMatrix
 from kdseg.inputs import BoundInput, RunContext, bind_inputs
@@ -71,7 +71,19 @@ def parity_reference(model: Method, net: Segmenter) -> tuple[Segmenter, str]:
     ref_cls = method_class(name)
     known = {f.name for f in dataclasses.fields(ref_cls.Options)}
     shared = {k: v for k, v in asdict(model.opts).items() if k in known}
-    return build_method(name, NUM_CLASSES, shared).inference_network(), f"method {name}"
+    num_classes = int(net.spec()["num_classes"])
+    return build_method(name, num_classes, shared).inference_network(), f"method {name}"
+
+
+def check_inputs_supported(layout: LidarLayout, method: str, requires: frozenset[str]) -> None:
+    """Refuse, before training, a method whose inputs the dataset's format cannot feed (e.g.
+    IGNet's camera features on nuScenes): ``ConfigError`` naming the method."""
+    missing = sorted(requires & layout.unsupported_inputs)
+    if missing:
+        raise ConfigError(
+            "--method",
+            f"{method} needs {missing}, which the {layout.format} format does not provide",
+        )
 
 
 def train_run(
@@ -88,13 +100,17 @@ def train_run(
     variant: str | None = None,
     inputs: Mapping[str, str | None] | None = None,
     schedule: float = 1.0,
+    data_format: str = "semantickitti",
+    data_version: str | None = None,
 ) -> dict[str, Any]:
     """Train ``method`` on ``split`` and evaluate it on the validation sequences.
 
     ``inputs``: ``{provider name: value}`` of ``kdseg train --input NAME=VALUE``; the inputs the
     method ``requires`` are bound (:func:`kdseg.inputs.bind_inputs`), others are ignored.
     ``schedule``: multiplier of the scale's ``iterations`` and ``warmup_iters`` (rounded; e.g.
-    0.5 or 2 for a convergence study); explicit ``trainer_overrides`` win. ``tracker`` also
+    0.5 or 2 for a convergence study); explicit ``trainer_overrides`` win. ``data_format`` and
+    ``data_version`` choose the dataset's layout (:func:`kdseg.datasets.lidar_layouts.open_layout`:
+    its frames, classes and files). ``tracker`` also
     receives params and per-iteration losses (beside the local log); its owner finishes it.
 
     Returns the run record as written to ``out_dir/metrics.json``.
@@ -106,10 +122,13 @@ def train_run(
     out = Path(out_dir)
     run_scale = get_scale(scale)
     cls = method_class(method)
+    layout = open_layout(data_root, data_format, data_version)
+    check_inputs_supported(layout, method, cls.requires)
+    classes = layout.class_names
     bound = bind_inputs(cls.requires, inputs or {}, RunContext(method, Path(data_root), split))
     opts = method_options(cls, {**run_scale.defaults_for(cls.Options), **(options or {})}, bound)
     seed_everything(seed)  # the initial weights depend on the seed only
-    model = build_method(method, NUM_CLASSES, opts)
+    model = build_method(method, len(classes), opts)
     if not schedule > 0:
         raise ConfigError("schedule", f"must be > 0, got {schedule}")
     scheduled = {
@@ -127,21 +146,21 @@ def train_run(
         what="augmentation",
     )
     model.total_iterations = tcfg.iterations
-    store = FrameStore(data_root)
+    store = FrameStore(layout)
     n_lab, n_unl = model.opts.clouds_per_batch
     batches = LidarBatches(
         store, split, n_lab, n_unl, seed=seed, augment_cfg=augment_cfg, inputs=list(bound.values())
     )
     if model.opts.class_weighting != "none":
-        freq = class_frequencies(store, split.labelled, split.supervision, NUM_CLASSES)
+        freq = class_frequencies(store, split.labelled, split.supervision, len(classes))
         model.set_class_frequencies(freq)
-    val = evaluation_frames(data_root, run_scale.eval_max_frames)
+    val = evaluation_frames(layout, run_scale.eval_max_frames)
     cms: dict[int, ConfusionMatrix] = {}  # id(network) -> its confusion matrix
 
     def evaluate(net: torch.nn.Module) -> dict[str, float]:
         assert isinstance(net, Segmenter)
         cms[id(net)] = cm = evaluate_network(net, store, val)
-        return cm.compute().to_dict(CLASS_NAMES)
+        return cm.compute().to_dict(classes)
 
     resolved = {
         "method": method,
@@ -155,6 +174,11 @@ def train_run(
         "seed": seed,
         "scale": scale,
         "data_root": str(data_root),
+        **(
+            {"data_format": layout.format, "data_version": layout.version}
+            if data_format != "semantickitti"
+            else {}
+        ),
         "labelled_scans": len(split.labelled),
         "unlabelled_scans": len(split.unlabelled),
         "split_seed": split.seed,
@@ -198,20 +222,21 @@ def _train_and_record(
     metrics = trainer.fit(resume=resume)
     net = model.inference_network().eval()
     # one interleaved measurement gives the latency and the parity with the reference network
+    classes = store.class_names
     ref, reference = parity_reference(model, net)
     parity = inference_parity(net, ref, store, val[: run_scale.latency_frames], 3, reference)
     networks = {
         name: {
             "miou": metrics[f"{name}/miou"],
             "accuracy": metrics[f"{name}/accuracy"],
-            "per_class_iou": {n: metrics[f"{name}/iou/{n}"] for n in CLASS_NAMES},
+            "per_class_iou": {n: metrics[f"{name}/iou/{n}"] for n in classes},
         }
         for name in model.evaluation_networks()
     }
     return RunRecord(
         miou=metrics["miou"],
         accuracy=metrics["accuracy"],
-        per_class_iou={n: metrics[f"iou/{n}"] for n in CLASS_NAMES},
+        per_class_iou={n: metrics[f"iou/{n}"] for n in classes},
         confusion_matrix=cms[id(net)].matrix.tolist(),
         deployed=model.deployed,
         network=net.spec(),

@@ -49,3 +49,18 @@ def test_scribble_budget_exposes_only_scribbled_points(root):
     # without unlabelled scans the unlabelled clouds come from the labelled ones, labels hidden
     assert batch.unlabelled[0].frame in split.labelled
     assert (batch.unlabelled[0].labels == IGNORE_INDEX).all()
+
+
+def test_frame_cache_is_bounded_and_changes_no_frame(root):
+    """Frames beyond the cache's byte budget drop the least recently used ones; what a read
+    returns is the same with any budget."""
+    frames = split_frames(root, "train")[:3]
+    unbounded = FrameStore(root)
+    one = sum(a.nbytes for a in unbounded.get(frames[0], "labels"))
+    small = FrameStore(root, cache_bytes=one)
+    for frame in [*frames, frames[0]]:
+        for a, b in zip(small.get(frame, "labels"), unbounded.get(frame, "labels"), strict=True):
+            assert np.array_equal(a, b)
+        (kept,) = small._cache.values()  # one frame fits the budget: only the newest stays
+        assert small._cached_bytes == sum(a.nbytes for a in kept)
+    assert len(unbounded._cache) == 3

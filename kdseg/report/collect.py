@@ -3,7 +3,8 @@
 Columns: ``variant``, ``method``, ``budget``, ``seed``, ``split_seed`` (the seed of the budget's
 split file; equal to ``seed`` for runs that do not record it), ``deployed`` (the evaluated and
 deployed network: ``student`` or ``teacher``), ``dataset``, ``scale``, ``miou`` (in %),
-``iou/<class>`` (in %, ``nan`` for a class absent from the validation frames), the inference
+``iou/<class>`` (in %, ``nan`` for a class absent from the validation frames; the classes of
+the runs' dataset in train-id order, which all runs of a collection share), the inference
 parity with Sup-only ``parity/parameters_ratio`` and ``parity/latency_ratio`` (``nan`` when the
 run measured none, e.g. Sup-only itself) and ``path``.
 The files are run records (:class:`kdseg.record.RunRecord`, read and version-checked there: a
@@ -20,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from kdseg.datasets.semantickitti_labels import CLASS_NAMES
+from kdseg.datasets.lidar_layouts import class_order
 from kdseg.errors import DataFormatError
 from kdseg.record import RunRecord
 
@@ -65,9 +66,8 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     run = RunRecord.read(path)
     cfg, per_class = run.config, run.per_class_iou
-    absent = [c for c in CLASS_NAMES if c not in per_class]
-    if absent:
-        raise DataFormatError(path, f"per_class_iou lacks class(es) {absent}")
+    if not per_class:
+        raise DataFormatError(path, "per_class_iou lists no class")
     record: dict[str, Any] = {
         "variant": str(cfg["variant"]),
         "method": str(cfg["method"]),
@@ -79,7 +79,7 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
         "scale": str(cfg["scale"]),
         "miou": 100.0 * _score(path, "miou", run.miou, allow_nan=False),
     }
-    for c in CLASS_NAMES:
+    for c in class_order(list(per_class)):  # the dataset's train-id order
         key = f"per_class_iou.{c}"
         record[IOU_PREFIX + c] = 100.0 * _score(path, key, per_class[c], allow_nan=True)
     record |= _parity(path, run.parity)
@@ -87,14 +87,27 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
     return record
 
 
+def class_names(runs: pd.DataFrame) -> list[str]:
+    """The classes of a :func:`collect_runs` frame, in train-id order."""
+    return [c[len(IOU_PREFIX) :] for c in runs.columns if c.startswith(IOU_PREFIX)]
+
+
 def collect_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """Load many ``metrics.json`` files; two files of one (variant, budget, seed) are an error."""
+    """Load many ``metrics.json`` files; two files of one (variant, budget, seed) are an error,
+    and so are runs whose per-class IoUs name other classes than the first file's."""
     records = [load_metrics(p) for p in paths]
+    classes = [k for k in records[0] if k.startswith(IOU_PREFIX)] if records else []
+    for rec in records[1:]:
+        other = [k for k in rec if k.startswith(IOU_PREFIX)]
+        if other != classes:
+            raise DataFormatError(
+                rec["path"],
+                f"per_class_iou has classes {[k[len(IOU_PREFIX) :] for k in other]}, not those "
+                f"of {records[0]['path']} {[k[len(IOU_PREFIX) :] for k in classes]}",
+            )
     columns = [
         "variant", "method", "budget", "seed", "split_seed", "deployed", "dataset", "scale",
-        "miou",
-        *(IOU_PREFIX + c for c in CLASS_NAMES), *(PARITY_PREFIX + k for k in PARITY_KEYS),
-        "path",
+        "miou", *classes, *(PARITY_PREFIX + k for k in PARITY_KEYS), "path",
     ]  # fmt: skip
     df = pd.DataFrame.from_records(records, columns=columns)
     key = ["variant", "budget", "seed", "dataset", "scale"]

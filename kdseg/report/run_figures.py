@@ -69,5 +69,8 @@ def run_figures(record: RunRecord, folder: str | Path) -> list[Path]:
     cm = record.confusion_matrix
     if not cm:
         return []
-    names = default_class_names(record.extra, len(cm))
+    from kdseg.datasets.lidar_layouts import class_order
+
+    per_class = class_order(list(record.per_class_iou))  # the record's classes, train-id order
+    names = per_class if len(per_class) == len(cm) else default_class_names(record.extra, len(cm))
     return [confusion_figure(cm, names, Path(folder) / CONFUSION_FIGURE)]

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from kdseg.datasets.semantickitti_labels import CLASS_NAMES
 from kdseg.errors import DataFormatError
-from kdseg.report.collect import IOU_PREFIX, PARITY_PREFIX
+from kdseg.report.collect import IOU_PREFIX, PARITY_PREFIX, class_names
 from kdseg.report.reported import ReportedRow
 from kdseg.report.study import StudyDef
 
@@ -291,13 +290,15 @@ def build_main_table(
 
 
 def build_per_class_table(study: StudyDef, runs: pd.DataFrame, budget: str | None = None) -> Table:
-    """Per-class IoU (%) at one budget: rows = variants, columns = 19 classes + mIoU (means)."""
+    """Per-class IoU (%) at one budget: rows = variants, columns = the runs' classes (19 for
+    SemanticKITTI, 16 for nuScenes) + mIoU (means)."""
     budget = budget or study.class_budget
     if budget not in study.budgets:
         raise DataFormatError("<study>", f"budget {budget!r} is not a column of {study.name!r}")
     runs = select_runs(study, runs)
     runs = runs[runs["budget"] == budget]
-    keys = [IOU_PREFIX + c for c in CLASS_NAMES] + ["miou"]
+    classes = class_names(runs)
+    keys = [IOU_PREFIX + c for c in classes] + ["miou"]
     rows = []
     for variant, display in study.rows:
         sel = runs[runs["variant"] == variant]
@@ -319,7 +320,7 @@ def build_per_class_table(study: StudyDef, runs: pd.DataFrame, budget: str | Non
     return Table(
         key=f"{study.name}-per-class",
         caption=caption,
-        columns=[*CLASS_NAMES, "mIoU"],
+        columns=[*classes, "mIoU"],
         rows=rows,
         show_std=False,
         rotate_headers=True,
