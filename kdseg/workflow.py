@@ -89,6 +89,60 @@ def check_semantics(config: dict[str, Any]) -> None:
                 raise ConfigError(f"{where}.reported.{variant}", "not a row of this study")
     for name, ds in config["datasets"].items():
         check_teacher(config, name, ds)
+    check_dataset_formats(config)
+
+
+def check_dataset_formats(config: dict[str, Any]) -> None:
+    """What a dataset's format allows: a nuScenes dataset names its release (``version``), a
+    SemanticKITTI one does not; a study's budgets read labels its dataset has (no nuScenes
+    scribbles) and its variants' inputs are ones the format provides (no IGNet camera features
+    on nuScenes). A dataset without ``generator`` exists only with ``data=real``: its studies
+    are left out of a synthetic run (:func:`active_studies`)."""
+    from kdseg.budgets import parse_budget
+    from kdseg.datasets.lidar_layouts import layout_class
+
+    for name, ds in config["datasets"].items():
+        needs_version = layout_class(ds["format"]).versioned
+        if needs_version and not ds.get("version"):
+            raise ConfigError(f"datasets.{name}.version", f"a {ds['format']} dataset needs one")
+        if not needs_version and ds.get("version"):
+            raise ConfigError(f"datasets.{name}.version", f"a {ds['format']} dataset has none")
+    for name, study in config["studies"].items():
+        fmt = config["datasets"][study["dataset"]]["format"]
+        layout = layout_class(fmt)
+        for i, budget in enumerate(study["budgets"]):
+            if parse_budget(budget).supervision not in layout.supervisions:
+                raise ConfigError(
+                    f"studies.{name}.budgets[{i}]", f"the {fmt} format has no {budget} labels"
+                )
+        for i, row in enumerate(study["rows"]):
+            missing = sorted(variant_requires(config, row) & layout.unsupported_inputs)
+            if missing:
+                raise ConfigError(
+                    f"studies.{name}.rows[{i}]",
+                    f"{row} needs {missing}, which the {fmt} format does not provide",
+                )
+
+
+def active_studies(config: dict[str, Any]) -> list[str]:
+    """The studies of the active data mode: all with ``data=real``; with synthetic data those
+    whose dataset has a ``generator`` (a real-only dataset such as nuScenes has none)."""
+    real = config["data"] == "real"
+    return [
+        name
+        for name, study in config["studies"].items()
+        if real or config["datasets"][study["dataset"]].get("generator")
+    ]
+
+
+def data_layout_args(config: dict[str, Any], dataset: str) -> list[str]:
+    """``kdseg`` options naming the layout of ``dataset`` (given before the command): none for
+    SemanticKITTI, ``--data-format F [--data-version V]`` for another format."""
+    ds = config["datasets"][dataset]
+    if ds["format"] == "semantickitti":
+        return []
+    version = ["--data-version", str(ds["version"])] if ds.get("version") else []
+    return ["--data-format", ds["format"], *version]
 
 
 def check_teacher(config: dict[str, Any], name: str, ds: dict[str, Any]) -> None:
@@ -114,7 +168,7 @@ def teacher_source_root(config: dict[str, Any], dataset: str) -> Path | None:
     dataset itself: with real data, the embedded synthetic data of the dataset's ``generator``
     at the scale's generator scale (synthetic → real adaptation, the IGNet recipe)."""
     ds = config["datasets"][dataset]
-    if config["data"] != "real" or ds.get("teacher_checkpoint"):
+    if config["data"] != "real" or ds.get("teacher_checkpoint") or not ds.get("generator"):
         return None
     gscale = scale_settings(config)["generator_scale"]
     return Path(config["data_root"]) / "synthetic" / gscale / ds["generator"]
@@ -132,7 +186,7 @@ def check_figure(config: dict[str, Any]) -> None:
             raise ConfigError(f"ignet_figure.{key}", f"unknown variant {fig[key]!r}")
     if FEATURES_2D not in variant_requires(config, fig["variant"]):
         raise ConfigError("ignet_figure.variant", f"{fig['variant']!r} uses no 2D teacher")
-    trained = {job for study in config["studies"] for job in study_jobs(config, study)}
+    trained = {job for study in active_studies(config) for job in study_jobs(config, study)}
     for key in ("baseline", "variant"):
         job = Job(fig["dataset"], fig[key], fig["budget"], int(fig["seed"]))
         if job not in trained:

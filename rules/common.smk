@@ -10,8 +10,11 @@ from pathlib import Path
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from kdseg import jobs
+from kdseg.cluster import check_profile_settings, gpu_resource_keys, gpu_resources
 from kdseg.scales import get_scale
 from kdseg.workflow import (
+    active_studies,
+    data_layout_args,
     dataset_root,
     scale_settings,
     split_seed,
@@ -28,10 +31,17 @@ from kdseg.workflow import (
 )
 
 validate_config(config, workflow.source_path("../config/schema.yaml"))
+# The SLURM profile's account and partitions must be filled in before anything runs.
+_RES = workflow.resource_settings
+check_profile_settings(
+    {k: v.raw for k, v in (_RES.default_resources or {}).items()},
+    {r: {k: v.raw for k, v in m.items()} for r, m in _RES.overwrite_resources.items()},
+)
 
 SCALE = config["scale"]
 SETTINGS = scale_settings(config)
-STUDIES = list(config["studies"])
+# with synthetic data: the studies of datasets with a generator (kdseg.workflow.active_studies)
+STUDIES = active_studies(config)
 RESULTS = jobs.RESULTS.format(scale=SCALE)
 LOGS = jobs.LOGS.format(scale=SCALE)
 # Under --use-conda the rules run in envs/kdseg.yaml; otherwise in the interpreter running Snakemake.
@@ -49,6 +59,33 @@ wildcard_constraints:
     budget=jobs.BUDGET_PATTERN,
     seed=jobs.SEED_PATTERN,
     study="|".join(STUDIES),
+
+
+def gpu_job_resources():
+    """Resources of a GPU job (train, teacher2d, point_features) as callables of `resources:`:
+    the scale's (for training: the variant's) memory, GPUs, wall time x attempt (kdseg.cluster).
+    """
+
+    def resource(key):
+        def value(wildcards, attempt):
+            variant = getattr(wildcards, "variant", None)
+            return gpu_resources(config, variant, attempt)[key]
+
+        return value
+
+    return {key: resource(key) for key in gpu_resource_keys(config)}
+
+
+GPU_RESOURCES = gpu_job_resources()
+
+
+def kdseg_for(wildcards):
+    """The kdseg command for a job of a dataset, with the dataset's layout before the command
+    (`kdseg --data-format nuscenes --data-version V check-data ...`). A SemanticKITTI dataset
+    adds nothing, so its jobs keep exactly the command and params they had (nothing reruns).
+    """
+    layout = data_layout_args(config, wildcards.dataset)
+    return f"{KDSEG} {shlex.join(layout)}" if layout else KDSEG
 
 
 def path(template, **values):

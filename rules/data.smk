@@ -32,7 +32,7 @@ rule check_dataset:
     conda:
         "../envs/kdseg.yaml"
     params:
-        kdseg=KDSEG,
+        kdseg=kdseg_for,
         root=lambda wc: data_root(wc.dataset),
     shell:
         "{params.kdseg} check-data --data {params.root:q} --out {output.ready} > {log} 2>&1"
@@ -48,7 +48,7 @@ rule split:
     conda:
         "../envs/kdseg.yaml"
     params:
-        kdseg=KDSEG,
+        kdseg=kdseg_for,
         root=lambda wc: data_root(wc.dataset),
     shell:
         "{params.kdseg} split --data {params.root:q} --dataset {wildcards.dataset} "

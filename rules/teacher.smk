@@ -16,6 +16,8 @@ rule teacher2d:
     conda:
         "../envs/kdseg.yaml"
     threads: SETTINGS.get("threads", 1)
+    resources:
+        **GPU_RESOURCES,
     params:
         kdseg=KDSEG,
         root=lambda wc: data_root(wc.dataset),
@@ -38,6 +40,8 @@ rule point_features:
     conda:
         "../envs/kdseg.yaml"
     threads: SETTINGS.get("threads", 1)
+    resources:
+        **GPU_RESOURCES,
     params:
         kdseg=KDSEG,
         root=lambda wc: data_root(wc.dataset),

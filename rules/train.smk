@@ -22,11 +22,9 @@ rule train:
         "../envs/kdseg.yaml"
     threads: SETTINGS.get("threads", 1)
     resources:
-        mem_mb=SETTINGS.get("resources", {}).get("mem_mb", 4000),
-        runtime=SETTINGS.get("resources", {}).get("runtime", 30),
-        gpus=SETTINGS.get("resources", {}).get("gpus", 0),
+        **GPU_RESOURCES,
     params:
-        kdseg=KDSEG,
+        kdseg=kdseg_for,
         root=lambda wc: data_root(wc.dataset),
         method=lambda wc: config["variants"][wc.variant]["method"],
         options=lambda wc: json.dumps(
