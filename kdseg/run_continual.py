@@ -126,6 +126,7 @@ def train_step(
     )
     iterations = plan.iterations(len(train_set), schedule, batch_size)
     base = {**cscale.trainer, "lr": plan.lr, "iterations": iterations, "seed": seed}
+    base["warmup_iters"] = plan.warmup_iters(iterations)
     tcfg = TrainerConfig.from_dict({**base, **(trainer_overrides or {})})
     model.total_iterations = tcfg.iterations
     channels = list(split.channels)

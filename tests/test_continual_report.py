@@ -29,7 +29,8 @@ def _task_record(folder: Path, variant: str, task: str, seed: int, iou: dict[int
     t = get_task("voc", task)
     channels = list(t.seen_classes(t.num_steps - 1))
     names = [VOC_CLASSES[c] for c in channels]
-    steps = [{"step": s, "scores": {"miou_all": 0.1 * (s + 1) + 0.01 * seed}}
+    steps = [{"step": s, "variant": "ft" if s == 0 else variant,
+              "scores": {"miou_all": 0.1 * (s + 1) + 0.01 * seed}}
              for s in range(t.num_steps)]  # fmt: skip
     config = {"method": variant, "variant": variant, "dataset": "voc", "budget": task,
               "seed": seed, "scale": "smoke", "task": task, "setting": "overlap"}  # fmt: skip
@@ -101,6 +102,8 @@ def test_table3_from_task_records(tmp_path, records):
     steps = result.steps
     assert steps.columns == ["step 0", "step 1", "mean"]
     assert steps.rows[0].cells[0].mean == pytest.approx(100 * np.mean([0.1, 0.11]))
+    assert [c.mean for c in steps.rows[2].cells] == pytest.approx([80.0, 80.0, 80.0])  # joint
+    assert "Step 0 is one cross-entropy run per seed (FT's;" in table.caption
 
 
 def test_missing_runs_and_wrong_records(tmp_path, records):

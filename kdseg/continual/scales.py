@@ -26,12 +26,20 @@ from kdseg.errors import ConfigError
 @dataclass(frozen=True)
 class StepSchedule:
     """One kind of step: ``epochs`` passes over its training images at peak ``lr`` with
-    ``images_per_batch`` images per iteration, at least ``min_iterations`` iterations."""
+    ``images_per_batch`` images per iteration, at least ``min_iterations`` iterations; the
+    first ``warmup`` fraction of them warms up (the ``onecycle`` schedule's rise)."""
 
     epochs: float
     lr: float
     images_per_batch: int
     min_iterations: int = 1
+    warmup: float = 0.0
+
+    def warmup_iters(self, iterations: int) -> int:
+        """Warm-up iterations of a step of ``iterations`` (at least 1 when ``warmup > 0``)."""
+        if self.warmup <= 0:
+            return 0
+        return min(iterations - 1, max(1, round(self.warmup * iterations)))
 
     def iterations(self, images: int, multiplier: float = 1.0, batch: int | None = None) -> int:
         """Iterations of a step with ``images`` training images (``multiplier`` scales the
@@ -74,16 +82,18 @@ _PAPER_TRAINER = {
     "log_every": 50,
 }
 
-#: [DESIGN] the CPU scales train the small network from scratch: AdamW (weight decay 1e-2) with
-#: the official poly(0.9) decay learns it several times faster than SGD at these schedules
-_CPU_TRAINER = {**_PAPER_TRAINER, "optimizer": "adamw", "nesterov": False, "weight_decay": 1e-2}
+#: [DESIGN] the CPU scales train the small network from scratch: AdamW (weight decay 1e-2) with a
+#: one-cycle schedule (10 % warm-up) learns it within these short schedules (measured on VOC
+#: 15-5 step 0: 34.9 mIoU after 1,500 iterations against 30.7 with poly(0.9), docs/continual.md)
+_CPU_TRAINER = {**_PAPER_TRAINER, "optimizer": "adamw", "nesterov": False, "weight_decay": 1e-2,
+                "schedule": "onecycle"}  # fmt: skip
 
 CONTINUAL_SCALES: dict[str, ContinualScale] = {
     "smoke": ContinualScale(
         name="smoke",
         trainer={**_CPU_TRAINER, "checkpoint_every": 0, "log_every": 1},
-        base={d: StepSchedule(0.2, 3e-3, 8, 3) for d in ("voc", "ade20k")},
-        incremental={d: StepSchedule(0.2, 1e-3, 8, 2) for d in ("voc", "ade20k")},
+        base={d: StepSchedule(0.2, 1e-2, 8, 3, 0.1) for d in ("voc", "ade20k")},
+        incremental={d: StepSchedule(0.2, 1e-3, 8, 2, 0.1) for d in ("voc", "ade20k")},
         method_defaults={"backbone": "cseg_tiny"},
         augment={"crop_size": 64, "eval_size": None},
         latency_images=1,
@@ -91,8 +101,8 @@ CONTINUAL_SCALES: dict[str, ContinualScale] = {
     "default": ContinualScale(
         name="default",
         trainer={**_CPU_TRAINER, "checkpoint_every": 500, "log_every": 25},
-        base={d: StepSchedule(16.0, 3e-3, 16) for d in ("voc", "ade20k")},
-        incremental={d: StepSchedule(10.0, 1e-3, 16) for d in ("voc", "ade20k")},
+        base={d: StepSchedule(16.0, 1e-2, 16, 20, 0.1) for d in ("voc", "ade20k")},
+        incremental={d: StepSchedule(10.0, 1e-3, 16, 20, 0.1) for d in ("voc", "ade20k")},
         method_defaults={"backbone": "cseg_tiny"},
         augment={"crop_size": 64, "eval_size": None},
     ),

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from kdseg.datasets.continual import get_task
-from kdseg.datasets.continual_metrics import final_columns
+from kdseg.datasets.continual_metrics import final_columns, mean_iou, mean_over_steps
 from kdseg.errors import ConfigError, DataFormatError
 from kdseg.io import write_text
 from kdseg.record import RunRecord
@@ -98,6 +98,7 @@ class TaskRun:
     steps_miou: list[float | None]
     mean_over_steps: float | None
     path: str
+    step0_variant: str | None = None
 
 
 def load_task_record(path: str | Path, study: ContinualStudy) -> TaskRun:
@@ -119,6 +120,7 @@ def load_task_record(path: str | Path, study: ContinualStudy) -> TaskRun:
         variant=str(cfg["variant"]), task=str(cfg["task"]), seed=int(cfg["seed"]), iou=iou,
         steps_miou=[s["scores"]["miou_all"] for s in cont["steps"]],
         mean_over_steps=cont.get("miou_mean_over_steps"), path=str(path),
+        step0_variant=cont["steps"][0].get("variant") if cont["steps"] else None,
     )  # fmt: skip
 
 
@@ -193,6 +195,21 @@ def build_table(
             row.cells[j].mark = mark
     rep_rows, notes = _reported_rows(study, reported) if reported is not None else ([], [])
     seeds = ", ".join(map(str, study.seeds))
+    if len(study.seeds) > 1:
+        seed_text = f"mean ± sample standard deviation (ddof = 1) over seeds {seeds}"
+    else:
+        seed_text = f"single run (seed {seeds})"
+    shared = {r.step0_variant for r in runs if r.task != OFFLINE}
+    display = dict(study.rows)
+    if len(shared) == 1 and None not in shared:
+        (base,) = shared
+        step0 = (
+            f" Step 0 is one cross-entropy run per seed ({display.get(base, base)}'s; every "
+            "method's step 0 is plain cross-entropy), shared by every method and by the tasks "
+            "with the same step-0 classes."
+        )
+    else:
+        step0 = " Step 0 of each chain: see its record (config.inputs.old_model)."
     groups = []
     for task in study.tasks:
         t = get_task(study.dataset, task)
@@ -202,11 +219,9 @@ def build_table(
         f"{study.title}. mIoU (%) after the last step of each task on "
         f"{study.dataset_display or study.dataset} ({study.setting}, {study.scale} scale): old = "
         "the step-0 classes with background (PLOP's Table 1 '0-15'), new = every class added "
-        "later, all = every class; mean ± sample standard deviation (ddof = 1) over seeds "
-        f"{seeds}. Best continual method per column in bold, second underlined. Step 0 is "
-        "trained once per seed with cross-entropy and shared by every method (as every method's "
-        "step 0 is that). Rows below the rule are trained on every class at once (joint "
-        "training, the upper bound), scored on each task's classes."
+        f"later, all = every class; {seed_text}. Best continual method per column in bold, "
+        f"second underlined.{step0} Rows below the rule are trained on every class at once "
+        "(joint training, the upper bound), scored on each task's classes."
     )
     if rep_rows:
         caption += (
@@ -230,15 +245,20 @@ def step_table(study: ContinualStudy, runs: Sequence[TaskRun]) -> Table:
     rows = []
     for variant, display in study.rows:
         mine = [r for r in runs if r.variant == variant and r.task == task.name]
-        cells = [_cell([r.steps_miou[t] for r in mine], len(study.seeds))
-                 for t in range(task.num_steps)]  # fmt: skip
+        per_run = [list(r.steps_miou) for r in mine]
         means = [r.mean_over_steps for r in mine]
+        if not mine:  # joint training: its IoU over the classes seen after each step
+            mine = [r for r in runs if r.variant == variant and r.task == OFFLINE]
+            per_run = [[mean_iou(r.iou, task.seen_classes(t)) for t in range(task.num_steps)]
+                       for r in mine]  # fmt: skip
+            means = [mean_over_steps(v) for v in per_run]
+        cells = [_cell([v[t] for v in per_run], len(study.seeds)) for t in range(task.num_steps)]
         rows.append(Row(display, [*cells, _cell(means, len(study.seeds))]))
     return Table(
         key=f"{study.name}-steps",
         caption=f"{study.title}: mIoU (%) of all classes seen so far after each step of "
         f"{task.name} ({study.setting}), and their mean over steps (PLOP's 'avg'); mean over "
-        "seeds.",
+        "seeds. Joint training: its IoU averaged over the same classes.",
         columns=[f"step {t}" for t in range(task.num_steps)] + ["mean"],
         rows=rows, show_std=len(study.seeds) > 1,
     )  # fmt: skip
