@@ -111,6 +111,7 @@ SCALES: dict[str, RunScale] = {
             "min_lr": 1e-5,
             "checkpoint_every": 1000,
             "log_every": 50,
+            "device": "auto",  # the GPU when the job has one (SLURM), else the CPU
         },
         method_defaults={
             "backbone": "minkunet18",

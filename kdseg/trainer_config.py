@@ -38,7 +38,11 @@ class TrainerConfig:
     checkpoint_every: int = option(1000, "save a checkpoint every N iterations (0 = only on exit)")
     log_every: int = option(50, "log losses, lr and iterations/second every N iterations")
     seed: int = option(0, "seed of python, numpy and torch, in [0, 2**32)")
-    device: str = option("cpu", "torch device string, e.g. 'cpu', 'cuda', 'cuda:1'")
+    device: str = option(
+        "cpu",
+        "torch device string, e.g. 'cpu', 'cuda', 'cuda:1'; 'auto' = 'cuda' when CUDA is "
+        "available, else 'cpu' (the paper scales: the same jobs train on GPU nodes and on CPUs)",
+    )
     progress: bool = option(True, "show a tqdm progress bar (only when stderr is a TTY)")
 
     def __post_init__(self) -> None:
@@ -54,6 +58,8 @@ class TrainerConfig:
             raise ConfigError("log_every", f"must be >= 1, got {self.log_every}")
         if not 0 <= self.seed < 2**32:
             raise ConfigError("seed", f"must be in [0, 2**32), got {self.seed}")
+        if self.device == "auto":  # resolved once, so the run records the device it used
+            object.__setattr__(self, "device", "cuda" if torch.cuda.is_available() else "cpu")
         try:
             torch.device(self.device)
         except RuntimeError as exc:

@@ -80,13 +80,14 @@ _PAPER_TRAINER = {
     "poly_power": 0.9,
     "checkpoint_every": 500,
     "log_every": 50,
+    "device": "auto",  # the GPU when the job has one (SLURM), else the CPU
 }
 
 #: [DESIGN] the CPU scales train the small network from scratch: AdamW (weight decay 1e-2) with a
 #: one-cycle schedule (10 % warm-up) learns it within these short schedules (measured on VOC
 #: 15-5 step 0: 34.9 mIoU after 1,500 iterations against 30.7 with poly(0.9), docs/continual.md)
 _CPU_TRAINER = {**_PAPER_TRAINER, "optimizer": "adamw", "nesterov": False, "weight_decay": 1e-2,
-                "schedule": "onecycle"}  # fmt: skip
+                "schedule": "onecycle", "device": "cpu"}  # fmt: skip
 
 CONTINUAL_SCALES: dict[str, ContinualScale] = {
     "smoke": ContinualScale(

@@ -10,7 +10,8 @@ from .base import ContinualMethod
 
 @register_method("ft")
 class FineTuning(ContinualMethod):
-    """Fine-tuning: CE on the current step's labels, the previous step's weights as start, no
-    distillation (``--method FT`` of MiB/PLOP/LGKD)."""
+    """Fine-tuning: CE on the step's labels from the previous step's weights, no distillation.
+
+    ``--method FT`` of MiB/PLOP/LGKD; the lower bound of table 3."""
 
     preset = "ft"
