@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PAGES = ["architecture.md", "methods.md", "tracking.md", "training.md", "workflow.md"]
+PAGES = ["architecture.md", "cluster.md", "methods.md", "tracking.md", "training.md", "workflow.md"]
 
 
 def test_the_worked_example_is_the_tested_method():
