@@ -26,7 +26,6 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -34,6 +33,7 @@ import torch
 from PIL import Image
 
 from kdseg.sparse import PhaseProfiler
+from kdseg.tracking.base import NullTracker
 
 REPO = Path(__file__).resolve().parents[1]
 REALDATA = Path(os.environ.get("KDSEG_REALDATA", REPO.parent / "shared" / "realdata"))
@@ -43,7 +43,7 @@ THREADS = int(os.environ.get("KDSEG_BENCH_THREADS", "2"))
 RESULTS: dict[str, dict[str, float]] = {}
 
 
-class StepProbe:
+class StepProbe(NullTracker):
     """A tracker that snapshots the wall clock and the profiler's conv FLOPs at every step."""
 
     def __init__(self, profiler: PhaseProfiler) -> None:
@@ -54,18 +54,6 @@ class StepProbe:
         if step is not None and "loss/total" in metrics:
             flops = self.profiler.flops["conv_fwd"] + self.profiler.flops["conv_bwd"]
             self.marks.append((step, time.perf_counter(), flops))
-
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        pass
-
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        pass
-
-    def log_artifact(self, path: str | Path) -> None:
-        pass
-
-    def finish(self, status: str = "FINISHED") -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
